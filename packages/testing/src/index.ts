@@ -1,0 +1,7 @@
+/**
+ * @module @ferry/testing
+ *
+ * The contract suites every Ferry adapter runs (STYLE.md 3) and helpers for tests.
+ */
+export * from './broker.contract.js';
+export * from './wait-for.js';
