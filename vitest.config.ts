@@ -9,6 +9,9 @@ const exclude = ['**/node_modules/**', '**/.ferry/**'];
  */
 export default defineConfig({
   test: {
+    // Two cores: more workers only fight over them and over the one database server.
+    pool: 'forks',
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     projects: [
       {
         test: {
@@ -26,7 +29,6 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 120_000,
           pool: 'forks',
-          maxWorkers: 2,
         },
       },
       {
@@ -38,7 +40,7 @@ export default defineConfig({
           testTimeout: 600_000,
           hookTimeout: 120_000,
           pool: 'forks',
-          maxWorkers: 1,
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],

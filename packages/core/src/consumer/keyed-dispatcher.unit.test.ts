@@ -29,7 +29,7 @@ describe('KeyedDispatcher', () => {
       if (item === 1) throw new Error('boom');
       done.push(item);
     });
-    [1, 2, 3].forEach((i) => dispatcher.push('k', i));
+    for (const i of [1, 2, 3]) dispatcher.push('k', i);
     await dispatcher.idle();
     expect(done).toEqual([2, 3]);
   });
