@@ -5,6 +5,17 @@
  * consumer, the dead-letter store, a durable broker on tables (the embedded default),
  * versioned migrations and the embedded server.
  */
+
+export * from './broker/partitioning.js';
+export * from './broker/postgres-broker.js';
 export * from './database.js';
+export * from './dead-letters/postgres-dead-letters.js';
 export * from './embedded/embedded-server.js';
+export * from './inbox/postgres-inbox.js';
+export * from './migrations/broker.migrations.js';
+export * from './migrations/messaging.migrations.js';
 export * from './migrations/migrate.js';
+export * from './outbox/postgres-outbox.js';
+export * from './relay/polling-relay.js';
+export * from './relay/relay-events.js';
+export * from './tx.js';

@@ -1,3 +1,5 @@
+import { isMessageId } from './message-id.js';
+
 /**
  * Messages as the book defines them: a header (metadata) and a body (the payload). Ferry's
  * headers name what a message is (kind, type), where it goes (destination, partition key) and
@@ -99,6 +101,7 @@ export class MalformedMessageError extends Error {
  * is wrong (not JSON, a missing or invalid header). It does not check the payload's schema.
  */
 export function fromWire(wire: WireMessage): Message {
+  if (!isMessageId(wire.id)) throw new MalformedMessageError(`message id is not a UUID: ${wire.id}`);
   const h = wire.headers;
   const missing = ['kind', 'type', 'createdAt'].filter((name) => !h[name]);
   if (missing.length > 0) throw new MalformedMessageError(`missing header(s): ${missing.join(', ')}`);

@@ -1,0 +1,176 @@
+import { type DeliveryHandler, KeyedDispatcher, newMessageId, type Subscription } from '@ferry/core';
+import type pg from 'pg';
+import { type PartitionItem, PartitionWorker, type PartitionWorkerHost } from './partition-worker.js';
+
+/** Timing and sizing of a member; see {@link PostgresBrokerOptions}. */
+export interface MemberSettings {
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly pollIntervalMs: number;
+  readonly windowSize: number;
+  readonly concurrency: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One member of a consumer group on one channel. It heartbeats, takes a fair share of the
+ * channel's partitions by lease (ceil(partitions / live members)), gives back extras when others
+ * join, and runs a {@link PartitionWorker} per partition it holds. Deliveries go through one
+ * {@link KeyedDispatcher}: a key's messages run one at a time, in order, while other keys run
+ * in parallel. A rejected delivery is retried in place, so later messages of its key wait.
+ */
+export class GroupMember implements PartitionWorkerHost, Subscription {
+  readonly memberId = newMessageId();
+  readonly #workers = new Map<number, PartitionWorker>();
+  readonly #dispatcher: KeyedDispatcher<PartitionItem>;
+  #timer: NodeJS.Timeout | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #closed = false;
+  #ticking: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly pool: pg.Pool,
+    readonly channel: string,
+    readonly group: string,
+    private readonly partitions: number,
+    private readonly handler: DeliveryHandler,
+    private readonly settings: MemberSettings,
+    private readonly onClosed: (member: GroupMember) => void,
+  ) {
+    this.#dispatcher = new KeyedDispatcher(settings.concurrency, (item) => this.#deliver(item));
+  }
+
+  get windowSize(): number {
+    return this.settings.windowSize;
+  }
+
+  /** Joins the group: creates its offsets if new (starting at the oldest message), takes partitions. */
+  async start(): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ferry_broker.offsets (channel, group_name, partition)
+       SELECT $1, $2, p FROM generate_series(0, $3 - 1) AS p
+       ON CONFLICT DO NOTHING`,
+      [this.channel, this.group, this.partitions],
+    );
+    await this.#tick();
+    this.#timer = setInterval(() => {
+      this.#ticking = this.#ticking.then(() => this.#tick()).catch(() => {});
+    }, this.settings.heartbeatMs);
+    this.#poll = setInterval(() => this.wake(), this.settings.pollIntervalMs);
+  }
+
+  /** New messages may be there: every worker fetches. */
+  wake(): void {
+    for (const worker of this.#workers.values()) worker.fetch();
+  }
+
+  dispatch(item: PartitionItem): void {
+    this.#dispatcher.push(item.message.partitionKey, item);
+  }
+
+  lost(worker: PartitionWorker): void {
+    if (this.#workers.get(worker.partition) === worker) this.#workers.delete(worker.partition);
+  }
+
+  async #deliver(item: PartitionItem): Promise<void> {
+    const { worker } = item;
+    for (let deliveryCount = 1; ; deliveryCount++) {
+      if (!worker.usable) return worker.dropped();
+      try {
+        await this.handler({ message: item.message, deliveryCount });
+        return worker.settled(item.seq);
+      } catch {
+        // Retried in place so that later messages of the key keep waiting behind it.
+        await sleep(Math.min(5000, 25 * 2 ** Math.min(deliveryCount, 8)));
+      }
+    }
+  }
+
+  /** Heartbeat, lease renewal and rebalancing; runs every `heartbeatMs`. */
+  async #tick(): Promise<void> {
+    if (this.#closed) return;
+    const leaseSeconds = this.settings.leaseMs / 1000;
+    const started = performance.now();
+    await this.pool.query(
+      `INSERT INTO ferry_broker.members (channel, group_name, member_id) VALUES ($1, $2, $3)
+       ON CONFLICT (channel, group_name, member_id) DO UPDATE SET heartbeat_at = now()`,
+      [this.channel, this.group, this.memberId],
+    );
+    const { rows: live } = await this.pool.query<{ n: string }>(
+      `WITH gone AS (
+         DELETE FROM ferry_broker.members
+          WHERE channel = $1 AND group_name = $2 AND heartbeat_at < now() - make_interval(secs => $3))
+       SELECT count(*) AS n FROM ferry_broker.members
+        WHERE channel = $1 AND group_name = $2 AND heartbeat_at >= now() - make_interval(secs => $3)`,
+      [this.channel, this.group, leaseSeconds],
+    );
+    const members = Math.max(1, Number(live[0]?.n ?? 1));
+    const share = Math.ceil(this.partitions / members);
+    // Renew what we hold; a partition missing from the answer was lost.
+    const { rows: renewed } = await this.pool.query<{ partition: number }>(
+      `UPDATE ferry_broker.offsets SET lease_until = now() + make_interval(secs => $4)
+        WHERE channel = $1 AND group_name = $2 AND owner = $3 RETURNING partition`,
+      [this.channel, this.group, this.memberId, leaseSeconds],
+    );
+    const deadline = started + this.settings.leaseMs * 0.8;
+    const held = new Set(renewed.map((r) => r.partition));
+    for (const [partition, worker] of this.#workers) {
+      if (held.has(partition)) worker.leaseDeadline = deadline;
+      else {
+        worker.abandoned = true;
+        this.#workers.delete(partition);
+      }
+    }
+    if (this.#closed) return;
+    if (this.#workers.size > share) {
+      const extras = [...this.#workers.keys()].sort((a, b) => b - a).slice(0, this.#workers.size - share);
+      await Promise.all(extras.map((partition) => this.#release(partition)));
+    } else if (this.#workers.size < share) {
+      const { rows: claimed } = await this.pool.query<{ partition: number; committed_seq: string }>(
+        `UPDATE ferry_broker.offsets o SET owner = $3, lease_until = now() + make_interval(secs => $4)
+          WHERE (o.channel, o.group_name, o.partition) IN (
+            SELECT channel, group_name, partition FROM ferry_broker.offsets
+             WHERE channel = $1 AND group_name = $2 AND (owner IS NULL OR lease_until < now())
+             ORDER BY partition LIMIT $5 FOR UPDATE SKIP LOCKED)
+          RETURNING o.partition, o.committed_seq`,
+        [this.channel, this.group, this.memberId, leaseSeconds, share - this.#workers.size],
+      );
+      for (const row of claimed) {
+        const worker = new PartitionWorker(this, row.partition, BigInt(row.committed_seq), deadline);
+        this.#workers.set(row.partition, worker);
+        worker.fetch();
+      }
+    }
+  }
+
+  async #release(partition: number): Promise<void> {
+    const worker = this.#workers.get(partition);
+    if (!worker) return;
+    this.#workers.delete(partition);
+    await worker.stop();
+    await this.pool.query(
+      `UPDATE ferry_broker.offsets SET owner = NULL, lease_until = NULL
+        WHERE channel = $1 AND group_name = $2 AND partition = $3 AND owner = $4`,
+      [this.channel, this.group, partition, this.memberId],
+    );
+  }
+
+  /** Leaves the group: finishes handlers in flight, commits, gives the partitions back. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    clearInterval(this.#poll);
+    await this.#ticking;
+    await Promise.all([...this.#workers.keys()].map((partition) => this.#release(partition)));
+    await this.pool
+      .query('DELETE FROM ferry_broker.members WHERE channel = $1 AND group_name = $2 AND member_id = $3', [
+        this.channel,
+        this.group,
+        this.memberId,
+      ])
+      .catch(() => {});
+    this.onClosed(this);
+  }
+}

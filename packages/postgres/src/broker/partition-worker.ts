@@ -1,0 +1,181 @@
+import type { WireMessage } from '@ferry/core';
+import type pg from 'pg';
+
+interface MessageRow {
+  seq: string;
+  message_id: string;
+  partition_key: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A message fetched from a partition, waiting for or in the handler. */
+export interface PartitionItem {
+  readonly worker: PartitionWorker;
+  readonly seq: bigint;
+  readonly message: WireMessage;
+}
+
+/** What a partition worker needs from its member. */
+export interface PartitionWorkerHost {
+  readonly pool: pg.Pool;
+  readonly channel: string;
+  readonly group: string;
+  readonly memberId: string;
+  readonly windowSize: number;
+  dispatch(item: PartitionItem): void;
+  /** Called when the worker finds it no longer owns its partition. */
+  lost(worker: PartitionWorker): void;
+}
+
+/**
+ * Consumes one partition of a channel for a group while this member holds its lease: fetches
+ * a window of messages past the committed offset, hands them to the member's dispatcher, and
+ * commits the offset up to the longest run of settled messages. The commit is fenced by the
+ * lease (`owner = member`), so a member that lost the partition cannot move its offset.
+ */
+export class PartitionWorker {
+  /** Seqs fetched and not yet committed, in order. */
+  readonly #outstanding: bigint[] = [];
+  readonly #settled = new Set<bigint>();
+  #cursor: bigint;
+  #committed: bigint;
+  #fetching = false;
+  #fetchAgain = false;
+  #commitTimer: NodeJS.Timeout | undefined;
+  #commitChain: Promise<void> = Promise.resolve();
+  #inFlight = 0;
+  #idle: Array<() => void> = [];
+  /** Set when stopping or when the lease is gone: queued items are dropped, not handled. */
+  abandoned = false;
+  /** Local deadline of the lease (monotonic ms); past it the worker hands out nothing. */
+  leaseDeadline: number;
+
+  constructor(
+    private readonly host: PartitionWorkerHost,
+    readonly partition: number,
+    committedSeq: bigint,
+    leaseDeadline: number,
+  ) {
+    this.#cursor = committedSeq;
+    this.#committed = committedSeq;
+    this.leaseDeadline = leaseDeadline;
+  }
+
+  /** Whether items of this worker may still be handed to the handler. */
+  get usable(): boolean {
+    return !this.abandoned && performance.now() < this.leaseDeadline;
+  }
+
+  /** Fetches more messages if the window has room; safe to call often. */
+  fetch(): void {
+    if (this.abandoned) return;
+    if (this.#fetching) {
+      this.#fetchAgain = true;
+      return;
+    }
+    this.#fetching = true;
+    void this.#fetchLoop().finally(() => {
+      this.#fetching = false;
+    });
+  }
+
+  async #fetchLoop(): Promise<void> {
+    do {
+      this.#fetchAgain = false;
+      const room = this.host.windowSize - this.#inFlight;
+      if (room <= 0 || !this.usable) return;
+      let rows: MessageRow[];
+      try {
+        ({ rows } = await this.host.pool.query<MessageRow>({
+          name: 'ferry_broker_fetch',
+          text: `SELECT seq, message_id, partition_key, headers, body FROM ferry_broker.messages
+                  WHERE channel = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
+          values: [this.host.channel, this.partition, this.#cursor.toString(), room],
+        }));
+      } catch {
+        return; // the next wake-up or poll tries again
+      }
+      if (this.abandoned) return;
+      for (const row of rows) {
+        const seq = BigInt(row.seq);
+        this.#cursor = seq;
+        this.#outstanding.push(seq);
+        this.#inFlight++;
+        this.host.dispatch({
+          worker: this,
+          seq,
+          message: {
+            id: row.message_id,
+            channel: this.host.channel,
+            partitionKey: row.partition_key,
+            headers: row.headers,
+            body: row.body,
+          },
+        });
+      }
+      if (rows.length === room) this.#fetchAgain = true;
+    } while (this.#fetchAgain);
+  }
+
+  /** The handler settled the item: it may be committed. */
+  settled(seq: bigint): void {
+    this.#settled.add(seq);
+    this.#release();
+    let advanced = false;
+    while (this.#outstanding.length > 0 && this.#settled.has(this.#outstanding[0]!)) {
+      const head = this.#outstanding.shift()!;
+      this.#settled.delete(head);
+      this.#committed = head;
+      advanced = true;
+    }
+    if (advanced && !this.#commitTimer) {
+      this.#commitTimer = setTimeout(() => {
+        this.#commitTimer = undefined;
+        void this.commit();
+      }, 5);
+    }
+    if (this.#inFlight <= this.host.windowSize / 2) this.fetch();
+  }
+
+  /** The item was dropped unsettled (worker stopping or lease lost): it will be delivered again. */
+  dropped(): void {
+    this.#release();
+  }
+
+  #release(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  /** Writes the committed offset, fenced by the lease. */
+  commit(): Promise<void> {
+    const target = this.#committed;
+    this.#commitChain = this.#commitChain.then(async () => {
+      try {
+        const { rowCount } = await this.host.pool.query({
+          name: 'ferry_broker_commit',
+          text: `UPDATE ferry_broker.offsets SET committed_seq = GREATEST(committed_seq, $4)
+                  WHERE channel = $1 AND group_name = $2 AND partition = $3 AND owner = $5`,
+          values: [this.host.channel, this.host.group, this.partition, target.toString(), this.host.memberId],
+        });
+        if (rowCount === 0 && !this.abandoned) {
+          this.abandoned = true;
+          this.host.lost(this);
+        }
+      } catch {
+        // Not committed: after a crash these messages are delivered again, and the inbox absorbs them.
+      }
+    });
+    return this.#commitChain;
+  }
+
+  /** Stops handing out messages, waits for the handler on those in flight, commits. */
+  async stop(): Promise<void> {
+    this.abandoned = true;
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
+    await this.commit();
+  }
+}

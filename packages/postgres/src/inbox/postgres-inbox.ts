@@ -1,0 +1,44 @@
+import type { Inbox, InboxResult } from '@ferry/core';
+import type pg from 'pg';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The idempotent consumer's inbox on PostgreSQL. Each message is handled in a transaction that
+ * first inserts (group, message id) into `ferry.inbox`; if the row exists the message is a
+ * duplicate and nothing runs. A concurrent duplicate waits on the row's lock and then sees it.
+ */
+export class PostgresInbox implements Inbox<pg.PoolClient> {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async handle(
+    group: string,
+    messageId: string,
+    work: (tx: pg.PoolClient) => Promise<void>,
+  ): Promise<InboxResult> {
+    if (!UUID.test(messageId)) throw new TypeError(`message id is not a UUID: ${messageId}`);
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      // BEGIN and the inbox insert in one round trip (simple protocol; both values are escaped).
+      const results = (await client.query(
+        `BEGIN; INSERT INTO ferry.inbox (consumer_group, message_id) VALUES (${client.escapeLiteral(group)}, '${messageId}') ON CONFLICT DO NOTHING`,
+      )) as unknown as pg.QueryResult[];
+      if (results[1]?.rowCount === 0) {
+        await client.query('ROLLBACK');
+        return 'duplicate';
+      }
+      await work(client);
+      await client.query('COMMIT');
+      return 'handled';
+    } catch (error) {
+      // A failed handler or commit: roll back; a connection that cannot even do that is discarded.
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}

@@ -1,0 +1,52 @@
+import type { Migration } from './migrate.js';
+
+/**
+ * Tables each service database gets for messaging: the outbox, the inbox of the idempotent
+ * consumer and the dead-letter store. Applied by {@link migrateMessaging}.
+ */
+export const messagingMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'outbox-inbox-dead-letters',
+    sql: `
+      CREATE SCHEMA IF NOT EXISTS ferry;
+      CREATE TABLE ferry.outbox (
+        position      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_id    uuid        NOT NULL,
+        channel       text        NOT NULL,
+        partition_key text        NOT NULL,
+        headers       jsonb       NOT NULL,
+        body          text        NOT NULL,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        published_at  timestamptz
+      );
+      -- The polling relay reads unpublished rows in order; the purge finds old published ones.
+      CREATE INDEX outbox_unpublished ON ferry.outbox (position) WHERE published_at IS NULL;
+      CREATE INDEX outbox_published ON ferry.outbox (published_at) WHERE published_at IS NOT NULL;
+
+      CREATE TABLE ferry.inbox (
+        consumer_group text        NOT NULL,
+        message_id     uuid        NOT NULL,
+        handled_at     timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (consumer_group, message_id)
+      );
+      CREATE INDEX inbox_handled_at ON ferry.inbox (handled_at);
+
+      CREATE TABLE ferry.dead_letters (
+        id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        consumer_group   text        NOT NULL,
+        message_id       text        NOT NULL,
+        channel          text        NOT NULL,
+        partition_key    text        NOT NULL,
+        headers          jsonb       NOT NULL,
+        body             text        NOT NULL,
+        reason           text        NOT NULL,
+        error            text,
+        attempts         int         NOT NULL,
+        dead_lettered_at timestamptz NOT NULL DEFAULT now(),
+        replayed_at      timestamptz,
+        UNIQUE (consumer_group, message_id)
+      );
+    `,
+  },
+];

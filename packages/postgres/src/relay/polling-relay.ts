@@ -1,0 +1,206 @@
+import type { Broker, WireMessage } from '@ferry/core';
+import type pg from 'pg';
+import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/postgres-outbox.js';
+import { PgListener } from './listener.js';
+import type { MessageRelay, RelayEvent, RelayLag } from './relay-events.js';
+import { WakeSignal } from './wake-signal.js';
+
+/** Options of {@link PollingRelay}. */
+export interface PollingRelayOptions {
+  /** Pool on the service's database (the one whose `ferry.outbox` is relayed). */
+  readonly pool: pg.Pool;
+  /** Connection string of the same database, for the LISTEN connection. */
+  readonly connectionString: string;
+  readonly broker: Broker;
+  /** Name in logs and metrics (default `polling`). */
+  readonly name?: string;
+  /** Rows per batch (default 500). */
+  readonly batchSize?: number;
+  /** Poll even without a notification this often, in ms (default 1,000). */
+  readonly pollIntervalMs?: number;
+  /** Keep published rows this long before purging them, in ms (default 24 h). */
+  readonly retentionMs?: number;
+  /** How often to purge, in ms (default 60 s). */
+  readonly purgeIntervalMs?: number;
+  readonly onEvent?: (event: RelayEvent) => void;
+}
+
+/** Advisory-lock namespace for partition keys being relayed (first key of the two-int form). */
+const KEY_LOCK_NAMESPACE = 0x46_52_4c; // "FRL"
+const PURGE_LOCK = 0x46_52_50; // "FRP"
+
+/*
+ * Rows are claimed with FOR UPDATE SKIP LOCKED so several relays can run at once. SKIP LOCKED
+ * alone would let a second relay publish a key's later row while the first still holds its
+ * earlier one; the transaction-scoped advisory lock on the key's hash keeps each key with one
+ * relay at a time, so per-key order survives any number of relays.
+ */
+const CLAIM_SQL = `
+  SELECT position, message_id, channel, partition_key, headers, body
+    FROM ferry.outbox
+   WHERE published_at IS NULL
+     AND pg_try_advisory_xact_lock(${KEY_LOCK_NAMESPACE}, hashtext(partition_key))
+   ORDER BY position
+   LIMIT $1
+   FOR UPDATE SKIP LOCKED`;
+
+interface OutboxRow {
+  position: string;
+  message_id: string;
+  channel: string;
+  partition_key: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * The polling publisher: reads committed outbox rows in batches, publishes them, and marks them
+ * published only after the broker acknowledged them. A NOTIFY sent by each outbox insert wakes
+ * it, so a message leaves within milliseconds; the poll interval is only a fallback. A failure
+ * rolls the batch back and retries with backoff; a crash leaves the rows unpublished for the
+ * next relay. Published rows are purged after the retention.
+ */
+export class PollingRelay implements MessageRelay {
+  readonly name: string;
+  readonly #wake = new WakeSignal();
+  readonly #stopped = new WakeSignal();
+  readonly #listener: PgListener;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #purgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: PollingRelayOptions) {
+    this.name = options.name ?? 'polling';
+    this.#listener = new PgListener(options.connectionString, OUTBOX_NOTIFY_CHANNEL, () => this.#wake.wake());
+  }
+
+  isRunning(): boolean {
+    return this.#running;
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    await this.#listener.start();
+    this.#loop = this.#run();
+    const purgeEvery = this.options.purgeIntervalMs ?? 60_000;
+    this.#purgeTimer = setInterval(() => void this.purge().catch(() => {}), purgeEvery);
+    this.#purgeTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    clearInterval(this.#purgeTimer);
+    this.#wake.wake();
+    this.#stopped.wake();
+    await this.#loop;
+    await this.#listener.stop();
+  }
+
+  /** Relays one batch; resolves to the number of messages published. Exposed for tests and tools. */
+  async relayBatch(): Promise<number> {
+    const client = await this.options.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<OutboxRow>({
+        name: 'ferry_relay_claim',
+        text: CLAIM_SQL,
+        values: [this.options.batchSize ?? 500],
+      });
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
+      const started = performance.now();
+      const messages: WireMessage[] = rows.map((r) => ({
+        id: r.message_id,
+        channel: r.channel,
+        partitionKey: r.partition_key,
+        headers: r.headers,
+        body: r.body,
+      }));
+      await this.options.broker.publish(messages);
+      await client.query({
+        name: 'ferry_relay_mark',
+        text: 'UPDATE ferry.outbox SET published_at = now() WHERE position = ANY($1::bigint[])',
+        values: [rows.map((r) => r.position)],
+      });
+      await client.query('COMMIT');
+      this.options.onEvent?.({
+        kind: 'published',
+        relay: this.name,
+        count: rows.length,
+        durationMs: performance.now() - started,
+      });
+      return rows.length;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Deletes published rows older than the retention; one relay purges at a time. */
+  async purge(): Promise<number> {
+    const retentionMs = this.options.retentionMs ?? 24 * 3600_000;
+    const client = await this.options.pool.connect();
+    try {
+      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
+        PURGE_LOCK,
+      ]);
+      if (!rows[0]?.locked) return 0;
+      try {
+        let total = 0;
+        for (;;) {
+          const { rowCount } = await client.query(
+            `DELETE FROM ferry.outbox WHERE position IN (
+               SELECT position FROM ferry.outbox
+                WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1::float8 / 1000)
+                LIMIT 10000)`,
+            [retentionMs],
+          );
+          total += rowCount ?? 0;
+          if ((rowCount ?? 0) < 10_000) break;
+        }
+        if (total > 0) this.options.onEvent?.({ kind: 'purged', relay: this.name, count: total });
+        return total;
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [PURGE_LOCK]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  async lag(): Promise<RelayLag> {
+    const { rows } = await this.options.pool.query<{ messages: string; oldest_ms: number | null }>(
+      `SELECT count(*) AS messages, (extract(epoch FROM now() - min(created_at)) * 1000)::float8 AS oldest_ms
+         FROM ferry.outbox WHERE published_at IS NULL`,
+    );
+    return { messages: Number(rows[0]?.messages ?? 0), oldestMs: Math.max(0, rows[0]?.oldest_ms ?? 0) };
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    const batchSize = this.options.batchSize ?? 500;
+    while (this.#running) {
+      try {
+        const published = await this.relayBatch();
+        failures = 0;
+        // A full batch means more may be waiting: go again at once.
+        if (published < batchSize) await this.#wake.wait(this.options.pollIntervalMs ?? 1000);
+      } catch (error) {
+        failures++;
+        const retryInMs = Math.min(5000, 50 * 2 ** Math.min(failures, 7));
+        this.options.onEvent?.({ kind: 'publish-failed', relay: this.name, error, retryInMs });
+        // Back off on a timer that only stopping cuts short: new notifications must not hurry a retry.
+        await this.#stopped.wait(retryInMs);
+      }
+    }
+  }
+}

@@ -1,0 +1,32 @@
+import { CompiledQuery, type Kysely } from 'kysely';
+import pg from 'pg';
+
+/**
+ * The caller's transaction: a node-postgres client on which BEGIN was issued, or a Kysely
+ * transaction. Ferry's writes (outbox, audit, saga state) run through it so that they commit or
+ * roll back with the business change (STYLE.md 4).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: any Kysely database type is accepted
+export type TxHandle = pg.ClientBase | Kysely<any>;
+
+/** Runs one statement on the caller's transaction and returns its rows. */
+export async function queryIn<R extends Record<string, unknown> = Record<string, unknown>>(
+  tx: TxHandle,
+  sql: string,
+  parameters: readonly unknown[],
+  name?: string,
+): Promise<R[]> {
+  if (tx instanceof pg.Pool) {
+    throw new TypeError(
+      'pass the transaction’s client, not the pool: a pool query runs outside your transaction',
+    );
+  }
+  if ('executeQuery' in tx) {
+    const result = await tx.executeQuery<R>(CompiledQuery.raw(sql, [...parameters]));
+    return [...result.rows];
+  }
+  const result = await (tx as pg.ClientBase).query<R>(
+    name ? { name, text: sql, values: [...parameters] } : { text: sql, values: [...parameters] },
+  );
+  return result.rows;
+}
