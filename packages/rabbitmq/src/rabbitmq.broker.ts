@@ -1,0 +1,112 @@
+import type { Broker, DeliveryHandler, Subscription, SubscriptionSpec, WireMessage } from '@ferry/core';
+import type { ChannelModel } from 'amqplib';
+import { ConfirmPublisher } from './confirm.publisher.js';
+import { ConnectionKeeper } from './connection.js';
+import { TopologyNames } from './names.js';
+import { type RabbitMqBrokerOptions, type ResolvedOptions, resolveOptions } from './rabbitmq.options.js';
+import { RabbitMqSubscription } from './rabbitmq.subscription.js';
+import { Topology } from './topology.js';
+
+/**
+ * The {@link Broker} port on RabbitMQ. A channel is a fanout exchange; each consumer group gets
+ * a consistent-hash exchange over `partitions` durable quorum queues with single-active-consumer,
+ * so a partition key always lands in one queue that one member consumes at a time. Publishing
+ * waits for publisher confirms. The connection is kept: on loss the broker reports not ready,
+ * reconnects with backoff, re-declares its topology and re-subscribes.
+ *
+ * Needs the `rabbitmq_consistent_hash_exchange` plugin; {@link connectRabbitMq} fails, naming
+ * it, when it is not enabled.
+ *
+ * @example
+ * const broker = await connectRabbitMq({ url: 'amqp://guest:guest@127.0.0.1:5672' });
+ * await broker.subscribe({ channel: 'order.events', group: 'kitchen' }, async ({ message }) => {});
+ * await broker.publish([toWire(orderCreated)]);
+ */
+export class RabbitMqBroker implements Broker {
+  readonly name = 'rabbitmq';
+  readonly #options: ResolvedOptions;
+  readonly #keeper: ConnectionKeeper;
+  readonly #topology: Topology;
+  readonly #publisher: ConfirmPublisher;
+  readonly #subscriptions = new Set<RabbitMqSubscription>();
+
+  private constructor(options: ResolvedOptions) {
+    this.#options = options;
+    this.#keeper = new ConnectionKeeper(options);
+    this.#topology = new Topology(new TopologyNames(options.namespace), options);
+    this.#publisher = new ConfirmPublisher(this.#keeper, this.#topology, options);
+  }
+
+  /** Connects and checks that RabbitMQ has the consistent-hash exchange plugin. */
+  static async connect(options: RabbitMqBrokerOptions): Promise<RabbitMqBroker> {
+    const broker = new RabbitMqBroker(resolveOptions(options));
+    await broker.#keeper.start((model) => broker.#topology.checkPlugin(model));
+    return broker;
+  }
+
+  publish(messages: readonly WireMessage[]): Promise<void> {
+    return this.#publisher.publish(messages);
+  }
+
+  async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
+    const model = await this.#model();
+    const subscription = await RabbitMqSubscription.open(
+      spec,
+      handler,
+      {
+        prefetch: this.#options.prefetch,
+        redelivery: this.#options.redelivery,
+        onEvent: this.#options.onEvent,
+        model: () => this.#keeper.model,
+        declare: (m) => this.#topology.declareGroup(m, spec.channel, spec.group),
+        onRestore: (hook) => this.#keeper.onRestore(hook),
+      },
+      model,
+    );
+    this.#subscriptions.add(subscription);
+    return {
+      close: async () => {
+        await subscription.close();
+        this.#subscriptions.delete(subscription);
+      },
+    };
+  }
+
+  /**
+   * Declares a group's queues without joining it, so that messages published before any of its
+   * members runs are kept (a deploy step can call it). Subscribing declares them too.
+   */
+  async declareGroup(channel: string, group: string): Promise<void> {
+    await this.#topology.declareGroup(await this.#model(), channel, group);
+  }
+
+  /** Deletes a retired group's queues and the messages in them. */
+  async deleteGroup(channel: string, group: string): Promise<void> {
+    await this.#topology.deleteGroup(await this.#model(), channel, group, this.#options.partitions);
+  }
+
+  /** Deletes a channel's exchange; groups bound to it stop receiving. */
+  async deleteChannel(channel: string): Promise<void> {
+    await this.#topology.deleteChannel(await this.#model(), channel);
+  }
+
+  isReady(): boolean {
+    return this.#keeper.ready;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
+    this.#subscriptions.clear();
+    await this.#publisher.close();
+    await this.#keeper.close();
+  }
+
+  #model(): Promise<ChannelModel> {
+    return this.#keeper.whenReady(Date.now() + this.#options.publishTimeoutMs);
+  }
+}
+
+/** Connects a {@link RabbitMqBroker}; rejects if RabbitMQ is unreachable or lacks the consistent-hash plugin. */
+export function connectRabbitMq(options: RabbitMqBrokerOptions): Promise<RabbitMqBroker> {
+  return RabbitMqBroker.connect(options);
+}
