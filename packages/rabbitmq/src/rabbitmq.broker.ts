@@ -1,7 +1,15 @@
-import type { Broker, DeliveryHandler, Subscription, SubscriptionSpec, WireMessage } from '@ferry/core';
+import type {
+  Broker,
+  DeadLetterStore,
+  DeliveryHandler,
+  Subscription,
+  SubscriptionSpec,
+  WireMessage,
+} from '@ferry/core';
 import type { ChannelModel } from 'amqplib';
 import { ConfirmPublisher } from './confirm.publisher.js';
 import { ConnectionKeeper } from './connection.js';
+import { transferDeadLetters } from './dead-letter.transfer.js';
 import { TopologyNames } from './names.js';
 import { type RabbitMqBrokerOptions, type ResolvedOptions, resolveOptions } from './rabbitmq.options.js';
 import { RabbitMqSubscription } from './rabbitmq.subscription.js';
@@ -26,6 +34,7 @@ export class RabbitMqBroker implements Broker {
   readonly name = 'rabbitmq';
   readonly #options: ResolvedOptions;
   readonly #keeper: ConnectionKeeper;
+  readonly #names: TopologyNames;
   readonly #topology: Topology;
   readonly #publisher: ConfirmPublisher;
   readonly #subscriptions = new Set<RabbitMqSubscription>();
@@ -33,7 +42,8 @@ export class RabbitMqBroker implements Broker {
   private constructor(options: ResolvedOptions) {
     this.#options = options;
     this.#keeper = new ConnectionKeeper(options);
-    this.#topology = new Topology(new TopologyNames(options.namespace), options);
+    this.#names = new TopologyNames(options.namespace);
+    this.#topology = new Topology(this.#names, options);
     this.#publisher = new ConfirmPublisher(this.#keeper, this.#topology, options);
   }
 
@@ -78,6 +88,18 @@ export class RabbitMqBroker implements Broker {
    */
   async declareGroup(channel: string, group: string): Promise<void> {
     await this.#topology.declareGroup(await this.#model(), channel, group);
+  }
+
+  /**
+   * Moves what RabbitMQ dead-lettered (the delivery-limit backstop) into `store`, to be listed and
+   * replayed with the consumer's own dead letters; returns how many moved. Run it periodically
+   * or from an operator's endpoint.
+   */
+  async transferDeadLetters(store: DeadLetterStore, limit = 1000): Promise<number> {
+    return transferDeadLetters(await this.#model(), this.#names, store, {
+      limit,
+      deliveryLimit: this.#options.deliveryLimit,
+    });
   }
 
   /** Deletes a retired group's queues and the messages in them. */

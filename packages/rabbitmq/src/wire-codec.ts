@@ -1,5 +1,5 @@
 import type { WireMessage } from '@ferry/core';
-import type { ConsumeMessage, Options } from 'amqplib';
+import type { ConsumeMessage, Message, Options } from 'amqplib';
 import { routingKeyFor } from './names.js';
 
 /** AMQP header carrying the partition key (the routing key may be a digest of it). */
@@ -48,7 +48,7 @@ export function encodeWire(wire: WireMessage): EncodedMessage {
 }
 
 /** Reads an AMQP delivery back into the wire message that was published. */
-export function decodeWire(channel: string, message: ConsumeMessage): WireMessage {
+export function decodeWire(channel: string, message: Message): WireMessage {
   const amqpHeaders = (message.properties.headers ?? {}) as Record<string, unknown>;
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(amqpHeaders)) {

@@ -11,7 +11,7 @@ export interface RabbitFixture {
   readonly namespace: string;
   /** Connects a broker in this fixture's namespace; `options` override the test defaults. */
   connect(options?: Partial<RabbitMqBrokerOptions>): Promise<RabbitMqBroker>;
-  /** Deletes what the fixture's brokers declared. */
+  /** Closes the fixture's brokers and deletes what they declared. */
   teardown(): Promise<void>;
 }
 
@@ -27,11 +27,13 @@ export function rabbitFixture(url: string, label: string): RabbitFixture {
   const namespace = `ferry-test-${label}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const channels = new Set<string>();
   const groups = new Map<string, { channel: string; group: string; partitions: number }>();
+  const brokers: RabbitMqBroker[] = [];
   return {
     namespace,
     async connect(options = {}) {
       const merged = { url, ...TEST_OPTIONS, ...options, namespace };
       const broker = await connectRabbitMq(merged);
+      brokers.push(broker);
       const subscribe = broker.subscribe.bind(broker);
       const publish = broker.publish.bind(broker);
       const declareGroup = broker.declareGroup.bind(broker);
@@ -54,6 +56,7 @@ export function rabbitFixture(url: string, label: string): RabbitFixture {
       return broker;
     },
     async teardown() {
+      await Promise.all(brokers.splice(0).map((broker) => broker.close()));
       const names = new TopologyNames(namespace);
       const model = await amqp.connect(url);
       try {

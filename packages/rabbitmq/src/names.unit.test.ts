@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { TopologyNames } from './names.js';
+
+describe('topology names', () => {
+  const names = new TopologyNames('ferry');
+
+  it('names exchanges and queues unambiguously and reads partition queues back', () => {
+    expect(names.channelExchange('order.events')).toBe('ferry:order.events');
+    expect(names.partitionQueue('order.events', 'kitchen', 3)).toBe('ferry:order.events:kitchen:3');
+    expect(names.parsePartitionQueue('ferry:order.events:kitchen:3')).toEqual({
+      channel: 'order.events',
+      group: 'kitchen',
+      index: 3,
+    });
+    expect(names.parsePartitionQueue('other:order.events:kitchen:3')).toBeUndefined();
+  });
+
+  it('rejects names with the separator, empty names and names over 255 bytes', () => {
+    expect(() => names.channelExchange('a:b')).toThrow(/must not contain ':'/);
+    expect(() => names.groupExchange('a', '')).toThrow(/must not be empty/);
+    expect(() => names.channelExchange('c'.repeat(260))).toThrow(/longer than 255 bytes/);
+  });
+});
