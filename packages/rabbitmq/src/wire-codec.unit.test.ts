@@ -1,9 +1,7 @@
 import type { WireMessage } from '@ferry/core';
 import type { Message } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { routingKeyFor, TopologyNames } from './names.js';
-import { resolveOptions } from './rabbitmq.options.js';
-import { isPluginMissing, RabbitMqPluginMissingError } from './topology.js';
+import { routingKeyFor } from './names.js';
 import { decodeWire, encodeWire, previousDeliveries } from './wire-codec.js';
 
 const message: WireMessage = {
