@@ -31,6 +31,11 @@ export class TopologyNames {
     return this.#name(`${this.groupExchange(channel, group)}:${index}`);
   }
 
+  /** The queue a group's members all consume from (it never holds messages) to count the members. */
+  rosterQueue(channel: string, group: string): string {
+    return this.#name(`${this.groupExchange(channel, group)}:members`);
+  }
+
   /** The exchange and the queue that take what the broker dead-letters (the delivery-limit backstop). */
   deadLetter(): string {
     return this.#name(`${this.namespace}:dead-letter`);

@@ -68,7 +68,11 @@ export class RabbitMqBroker implements Broker {
         redelivery: this.#options.redelivery,
         onEvent: this.#options.onEvent,
         model: () => this.#keeper.model,
-        declare: (m) => this.#topology.declareGroup(m, spec.channel, spec.group),
+        rebalanceIntervalMs: this.#options.rebalanceIntervalMs,
+        declare: async (m) => ({
+          partitions: await this.#topology.declareGroup(m, spec.channel, spec.group),
+          roster: this.#names.rosterQueue(spec.channel, spec.group),
+        }),
         onRestore: (hook) => this.#keeper.onRestore(hook),
       },
       model,

@@ -35,6 +35,12 @@ export interface RabbitMqBrokerOptions {
    * that crash their consumer; handler failures are retried and dead-lettered by the consumer.
    */
   readonly deliveryLimit?: number;
+  /**
+   * How often a member checks whether it holds more than its share of the group's busy
+   * partitions and hands the excess to other members (default 5 s; 0 turns it off, leaving
+   * every partition with the member that joined it first).
+   */
+  readonly rebalanceIntervalMs?: number;
   /** How long `publish` keeps trying through an outage before it fails (default 30 s). */
   readonly publishTimeoutMs?: number;
   /** Delays between reconnection attempts (default 100 ms doubling to 5 s, with jitter). */
@@ -54,6 +60,7 @@ export interface ResolvedOptions {
   readonly partitions: number;
   readonly prefetch: number;
   readonly deliveryLimit: number;
+  readonly rebalanceIntervalMs: number;
   readonly publishTimeoutMs: number;
   readonly reconnect: RetryPolicy;
   readonly redelivery: RetryPolicy;
@@ -71,6 +78,7 @@ export function resolveOptions(options: RabbitMqBrokerOptions): ResolvedOptions 
     partitions: options.partitions ?? 8,
     prefetch: options.prefetch ?? 32,
     deliveryLimit: options.deliveryLimit ?? 20,
+    rebalanceIntervalMs: options.rebalanceIntervalMs ?? 5_000,
     publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
     reconnect: {
       maxAttempts: Infinity,
@@ -92,6 +100,7 @@ export function resolveOptions(options: RabbitMqBrokerOptions): ResolvedOptions 
   positiveInteger('partitions', resolved.partitions);
   positiveInteger('prefetch', resolved.prefetch);
   positiveInteger('deliveryLimit', resolved.deliveryLimit);
+  if (!(resolved.rebalanceIntervalMs >= 0)) throw new RangeError('rebalanceIntervalMs must be 0 or more');
   if (!(resolved.publishTimeoutMs > 0)) throw new RangeError('publishTimeoutMs must be positive');
   return resolved;
 }

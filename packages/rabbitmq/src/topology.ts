@@ -120,6 +120,7 @@ export class Topology {
     await withChannel(model, async (ch) => {
       await ch.deleteExchange(this.names.groupExchange(channel, group));
       for (let i = 0; i < partitions; i++) await ch.deleteQueue(this.names.partitionQueue(channel, group, i));
+      await ch.deleteQueue(this.names.rosterQueue(channel, group));
     });
     this.#groups.delete(`${channel}:${group}`);
   }
