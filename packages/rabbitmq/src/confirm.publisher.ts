@@ -50,7 +50,12 @@ export class ConfirmPublisher {
         if (pending.length === 0) return;
         error = new Error('RabbitMQ did not confirm every message');
       } catch (caught) {
-        if (caught instanceof RabbitMqClosedError) throw caught;
+        if (caught instanceof RabbitMqClosedError || caught instanceof RangeError) throw caught;
+        if (isRefused(caught)) {
+          throw new RabbitMqPublishError(`RabbitMQ refused the publish: ${asError(caught).message}`, {
+            cause: caught,
+          });
+        }
         error = asError(caught);
       }
       if (Date.now() >= deadline) {
@@ -122,8 +127,9 @@ export class ConfirmPublisher {
     const { channel } = session;
     const confirmed = new Array<boolean>(messages.length).fill(false);
     const confirms: Array<Promise<void>> = [];
+    let unsendable: RangeError | undefined;
     for (const [index, message] of messages.entries()) {
-      if (!session.open) break;
+      if (!session.open || unsendable) break;
       let hasRoom = true;
       confirms.push(
         new Promise<void>((resolve) => {
@@ -139,7 +145,9 @@ export class ConfirmPublisher {
                 resolve();
               },
             );
-          } catch {
+          } catch (error) {
+            // A message amqplib cannot encode fails the call; a closed channel is retried.
+            if (error instanceof RangeError) unsendable ??= error;
             resolve();
           }
         }),
@@ -147,9 +155,16 @@ export class ConfirmPublisher {
       if (!hasRoom) await drained(session);
     }
     await Promise.all(confirms);
+    if (unsendable) throw unsendable;
     const first = confirmed.indexOf(false);
     return first < 0 ? [] : messages.slice(first);
   }
+}
+
+/** Whether RabbitMQ refused an operation for a reason that retrying cannot fix (access, a conflicting declaration). */
+function isRefused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 403 || code === 406;
 }
 
 /** Resolves when the channel's write buffer has drained or the channel closed. */

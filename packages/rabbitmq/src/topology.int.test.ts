@@ -1,6 +1,9 @@
 import { type Delivery, MemoryDeadLetterStore } from '@ferry/core';
 import { deferred, uniqueChannel, waitFor, wire } from '@ferry/testing';
+import amqp from 'amqplib';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { RabbitMqPublishError } from './confirm.publisher.js';
+import { TopologyNames } from './names.js';
 import { rabbitFixture } from './testing/rabbitmq-fixture.js';
 import { PartitionCountMismatchError } from './topology.js';
 
@@ -20,6 +23,26 @@ describe.skipIf(!url)('RabbitMQ broker: topology and the dead-letter backstop', 
       expect(error).toBeInstanceOf(PartitionCountMismatchError);
       expect((error as Error).message).toContain(partitions === 2 ? 'more than 2' : 'fewer than 6');
     }
+  });
+
+  it('fails a publish at once when RabbitMQ refuses it, or when a message cannot be encoded', async () => {
+    const broker = await fixture.connect();
+    const channel = uniqueChannel('refused');
+    const admin = await amqp.connect(url!);
+    const ch = await admin.createChannel();
+    await ch.assertExchange(new TopologyNames(fixture.namespace).channelExchange(channel), 'topic', {
+      durable: true,
+    });
+    await admin.close();
+    const started = Date.now();
+    const refused = await broker.publish([wire(channel, 'k')]).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RabbitMqPublishError);
+    expect((refused as Error).message).toMatch(/refused the publish: .*PRECONDITION_FAILED/);
+    const huge = await broker
+      .publish([wire(uniqueChannel('huge'), 'k', {}, { big: 'x'.repeat(70_000) })])
+      .catch((e: unknown) => e);
+    expect(huge).toBeInstanceOf(RangeError);
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('carries reserved header names and over-long partition keys exactly', async () => {
