@@ -1,0 +1,67 @@
+import { trace } from '@opentelemetry/api';
+import { type DestinationStream, type Logger, pino } from 'pino';
+import { currentCorrelationId } from '../context/request-context.js';
+
+/** Paths pino blanks in every line: credentials never reach the log aggregator. */
+export const REDACTED_PATHS = [
+  'authorization',
+  'password',
+  'token',
+  'secret',
+  '*.authorization',
+  '*.password',
+  '*.token',
+  '*.secret',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+  'req.headers.authorization',
+  'req.headers.cookie',
+];
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  readonly service: string;
+  readonly instance: string;
+  readonly level?: string;
+  /** Where lines go; default standard output. */
+  readonly destination?: DestinationStream;
+}
+
+/**
+ * A pino logger writing one JSON line per event, each with `service`, `instance` and, when there
+ * is one, the active `trace_id`, `span_id` and `correlation_id`: what a log aggregator needs to
+ * join a line to its trace and its conversation.
+ */
+export function createLogger(options: LoggerOptions): Logger {
+  return pino(
+    {
+      level: options.level ?? 'info',
+      base: { service: options.service, instance: options.instance },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      mixin() {
+        const span = trace.getActiveSpan()?.spanContext();
+        const correlationId = currentCorrelationId();
+        if (!span && !correlationId) return {};
+        return {
+          ...(span ? { trace_id: span.traceId, span_id: span.spanId } : {}),
+          ...(correlationId ? { correlation_id: correlationId } : {}),
+        };
+      },
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
+  );
+}
+
+const SENSITIVE_QUERY = /token|secret|password|key|code/i;
+
+/** A URL for the log: query values whose names look sensitive are replaced. */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = new URLSearchParams(url.slice(q + 1));
+  for (const name of [...params.keys()]) if (SENSITIVE_QUERY.test(name)) params.set(name, '[redacted]');
+  return `${url.slice(0, q)}?${params.toString()}`;
+}
