@@ -11,7 +11,7 @@ export const SERVER_URLS: Record<ServerName, { env: string; fallback: string }> 
 };
 
 /** Whether a TCP connection to the URL's host and port opens within `timeoutMs`. */
-export function reachable(url: string, timeoutMs = 1000): Promise<boolean> {
+export function reachable(url: string, timeoutMs = 3000): Promise<boolean> {
   const { hostname, port, protocol } = new URL(url);
   const defaults: Record<string, number> = {
     'postgres:': 5432,

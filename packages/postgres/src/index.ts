@@ -18,4 +18,6 @@ export * from './migrations/migrate.js';
 export * from './outbox/postgres-outbox.js';
 export * from './relay/polling-relay.js';
 export * from './relay/relay-events.js';
+export * from './runtime/database-server.js';
+export * from './runtime/postgres-messaging.js';
 export * from './tx.js';

@@ -30,19 +30,29 @@ const KEY_LOCK_NAMESPACE = 0x46_52_4c; // "FRL"
 const PURGE_LOCK = 0x46_52_50; // "FRP"
 
 /*
- * Rows are claimed with FOR UPDATE SKIP LOCKED so several relays can run at once. SKIP LOCKED
- * alone would let a second relay publish a key's later row while the first still holds its
- * earlier one; the transaction-scoped advisory lock on the key's hash keeps each key with one
- * relay at a time, so per-key order survives any number of relays.
+ * Several relays may run at once. Claiming rows with FOR UPDATE SKIP LOCKED alone would let a
+ * second relay publish a key's later row while the first still holds an earlier one, so each
+ * relay first takes a transaction-scoped advisory lock on every key it will publish (keys of
+ * the oldest unpublished rows that no other relay holds), and only then, in a new statement
+ * with a fresh snapshot, reads those keys' unpublished rows in order. A relay that held a key
+ * before has committed, so its rows are seen as published: per-key order survives any number
+ * of relays.
  */
+const LOCK_KEYS_SQL = `
+  SELECT partition_key FROM (
+    SELECT DISTINCT partition_key FROM (
+      SELECT partition_key FROM ferry.outbox WHERE published_at IS NULL ORDER BY position LIMIT $1
+    ) AS oldest
+  ) AS candidate_keys
+  WHERE pg_try_advisory_xact_lock(${KEY_LOCK_NAMESPACE}, hashtext(partition_key))`;
+
 const CLAIM_SQL = `
   SELECT position, message_id, channel, partition_key, headers, body
     FROM ferry.outbox
-   WHERE published_at IS NULL
-     AND pg_try_advisory_xact_lock(${KEY_LOCK_NAMESPACE}, hashtext(partition_key))
+   WHERE published_at IS NULL AND partition_key = ANY($2::text[])
    ORDER BY position
    LIMIT $1
-   FOR UPDATE SKIP LOCKED`;
+   FOR UPDATE`;
 
 interface OutboxRow {
   position: string;
@@ -104,10 +114,20 @@ export class PollingRelay implements MessageRelay {
     let broken = false;
     try {
       await client.query('BEGIN');
+      const batchSize = this.options.batchSize ?? 500;
+      const keys = await client.query<{ partition_key: string }>({
+        name: 'ferry_relay_lock_keys',
+        text: LOCK_KEYS_SQL,
+        values: [batchSize],
+      });
+      if (keys.rows.length === 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
       const { rows } = await client.query<OutboxRow>({
         name: 'ferry_relay_claim',
         text: CLAIM_SQL,
-        values: [this.options.batchSize ?? 500],
+        values: [batchSize, keys.rows.map((k) => k.partition_key)],
       });
       if (rows.length === 0) {
         await client.query('COMMIT');

@@ -1,0 +1,116 @@
+import { defineEvent, event, Messaging } from '@ferry/core';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { postgresTargets, useTestDatabase } from '../../../../test/pg-test-database.js';
+import { withTransaction } from '../database.js';
+import { messagingMigrations } from '../migrations/messaging.migrations.js';
+import { migrate } from '../migrations/migrate.js';
+import { PostgresOutbox } from './postgres-outbox.js';
+
+const OrderCreated = defineEvent('OrderCreated', z.object({ orderId: z.string() }), 'Order');
+
+for (const target of postgresTargets()) {
+  describe(`PostgreSQL outbox (${target.name} server)`, () => {
+    const db = useTestDatabase(() => target.adminUrl, 'outbox');
+    let pool: pg.Pool;
+    const messaging = new Messaging(new PostgresOutbox());
+
+    beforeAll(async () => {
+      pool = new pg.Pool({ connectionString: db().url });
+      await migrate(pool, 'ferry-messaging', messagingMigrations);
+      await pool.query('CREATE TABLE orders (id text PRIMARY KEY)');
+    });
+    afterAll(() => pool.end());
+
+    const rows = async (id: string) => {
+      const orders = await pool.query('SELECT 1 FROM orders WHERE id = $1', [id]);
+      const outbox = await pool.query(
+        "SELECT channel, partition_key, headers->>'type' AS type FROM ferry.outbox WHERE partition_key = $1",
+        [id],
+      );
+      return { orders: orders.rowCount, outbox: outbox.rows };
+    };
+
+    it('invariant: a state change and its messages commit together', async () => {
+      await withTransaction(pool, async (tx) => {
+        await tx.query('INSERT INTO orders VALUES ($1)', ['o-1']);
+        await messaging.publishEvents(tx, { type: 'Order', id: 'o-1' }, [
+          event(OrderCreated, { orderId: 'o-1' }),
+        ]);
+      });
+      expect(await rows('o-1')).toEqual({
+        orders: 1,
+        outbox: [{ channel: 'Order', partition_key: 'o-1', type: 'OrderCreated' }],
+      });
+    });
+
+    it('invariant: a state change and its messages roll back together', async () => {
+      await expect(
+        withTransaction(pool, async (tx) => {
+          await tx.query('INSERT INTO orders VALUES ($1)', ['o-2']);
+          await messaging.publishEvents(tx, { type: 'Order', id: 'o-2' }, [
+            event(OrderCreated, { orderId: 'o-2' }),
+          ]);
+          throw new Error('business rule failed after the send');
+        }),
+      ).rejects.toThrow('business rule failed');
+      expect(await rows('o-2')).toEqual({ orders: 0, outbox: [] });
+    });
+
+    it('joins a Kysely transaction too', async () => {
+      const kysely = new Kysely<{ orders: { id: string } }>({
+        dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db().url }) }),
+      });
+      await kysely.transaction().execute(async (trx) => {
+        await trx.insertInto('orders').values({ id: 'o-3' }).execute();
+        await messaging.publishEvents(trx, { type: 'Order', id: 'o-3' }, [
+          event(OrderCreated, { orderId: 'o-3' }),
+        ]);
+      });
+      await expect(
+        kysely.transaction().execute(async (trx) => {
+          await trx.insertInto('orders').values({ id: 'o-4' }).execute();
+          await messaging.publishEvents(trx, { type: 'Order', id: 'o-4' }, [
+            event(OrderCreated, { orderId: 'o-4' }),
+          ]);
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      await kysely.destroy();
+      expect((await rows('o-3')).outbox).toHaveLength(1);
+      expect(await rows('o-4')).toEqual({ orders: 0, outbox: [] });
+    });
+
+    it('writes many messages in one round trip (one statement)', async () => {
+      const client = await pool.connect();
+      let statements = 0;
+      const query = client.query.bind(client);
+      // Count what reaches the server through this client while appending 50 messages.
+      (client as unknown as { query: typeof query }).query = ((...args: Parameters<typeof query>) => {
+        statements++;
+        return query(...args);
+      }) as typeof query;
+      await client.query('BEGIN');
+      statements = 0;
+      await messaging.publishEvents(
+        client,
+        { type: 'Order', id: 'o-5' },
+        Array.from({ length: 50 }, (_, i) => event(OrderCreated, { orderId: `o-5-${i}` })),
+      );
+      expect(statements).toBe(1);
+      await client.query('COMMIT');
+      client.release();
+      expect((await rows('o-5')).outbox).toHaveLength(50);
+    });
+
+    it('refuses the pool in place of a transaction', async () => {
+      await expect(
+        messaging.publishEvents(pool as never, { type: 'Order', id: 'x' }, [
+          event(OrderCreated, { orderId: 'x' }),
+        ]),
+      ).rejects.toThrow(/not the pool/);
+    });
+  });
+}

@@ -1,0 +1,157 @@
+import { type Broker, defineEvent, event, Messaging, type WireMessage } from '@ferry/core';
+import { waitFor } from '@ferry/testing';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { postgresTargets, useTestDatabase } from '../../../../test/pg-test-database.js';
+import { PostgresBroker } from '../broker/postgres-broker.js';
+import { withTransaction } from '../database.js';
+import { messagingMigrations } from '../migrations/messaging.migrations.js';
+import { migrate } from '../migrations/migrate.js';
+import { PostgresOutbox } from '../outbox/postgres-outbox.js';
+import { PollingRelay } from './polling-relay.js';
+
+const Noted = defineEvent('Noted', z.object({ n: z.number() }));
+
+/** A real broker that can be told to refuse publishes, as a broker outage would. */
+class SwitchableBroker implements Broker {
+  readonly name = 'switchable';
+  down = false;
+  attempts = 0;
+  constructor(private readonly inner: Broker) {}
+  async publish(messages: readonly WireMessage[]) {
+    this.attempts++;
+    if (this.down) throw new Error('broker unavailable');
+    await this.inner.publish(messages);
+  }
+  subscribe: Broker['subscribe'] = (spec, handler) => this.inner.subscribe(spec, handler);
+  isReady = () => !this.down;
+  close = async () => {};
+}
+
+for (const target of postgresTargets()) {
+  describe(`polling relay (${target.name} server)`, () => {
+    const service = useTestDatabase(() => target.adminUrl, 'relay_svc');
+    const brokerDb = useTestDatabase(() => target.adminUrl, 'relay_broker');
+    let pool: pg.Pool;
+    let broker: PostgresBroker;
+    const messaging = new Messaging(new PostgresOutbox());
+
+    beforeAll(async () => {
+      pool = new pg.Pool({ connectionString: service().url });
+      await migrate(pool, 'ferry-messaging', messagingMigrations);
+      broker = await PostgresBroker.connect({ connectionString: brokerDb().url, leaseMs: 2000 });
+    });
+    afterAll(async () => {
+      await broker.close();
+      await pool.end();
+    });
+
+    const publish = (channel: string, key: string, n: number) =>
+      withTransaction(pool, (tx) =>
+        messaging.publishEvents(tx, { type: channel, id: key }, [event(Noted, { n })]),
+      );
+    const unpublished = async () =>
+      Number(
+        (await pool.query('SELECT count(*) AS n FROM ferry.outbox WHERE published_at IS NULL')).rows[0].n,
+      );
+
+    it('wakes on NOTIFY: a committed message leaves in milliseconds, not a poll interval', async () => {
+      const relay = new PollingRelay({
+        pool,
+        connectionString: service().url,
+        broker,
+        pollIntervalMs: 60_000,
+      });
+      await relay.start();
+      const got: number[] = [];
+      const sub = await broker.subscribe(
+        { channel: 'Fast', group: 'g' },
+        async () => void got.push(performance.now()),
+      );
+      await new Promise((r) => setTimeout(r, 200)); // the first poll has run; from now on only NOTIFY wakes it
+      const sentAt = performance.now();
+      await publish('Fast', 'k', 1);
+      await waitFor(() => got.length === 1, 'delivery', 5000);
+      await sub.close();
+      await relay.stop();
+      expect(got[0]! - sentAt).toBeLessThan(1000);
+    });
+
+    it('marks rows published only after the broker acknowledged them, and retries after an outage', async () => {
+      const switchable = new SwitchableBroker(broker);
+      switchable.down = true;
+      const relay = new PollingRelay({
+        pool,
+        connectionString: service().url,
+        broker: switchable,
+        pollIntervalMs: 100,
+      });
+      await relay.start();
+      for (let n = 0; n < 5; n++) await publish('Outage', 'k', n);
+      await waitFor(() => switchable.attempts >= 2, 'failed attempts', 5000);
+      expect(await unpublished()).toBe(5);
+      const got: number[] = [];
+      const sub = await broker.subscribe(
+        { channel: 'Outage', group: 'g' },
+        async (d) => void got.push(JSON.parse(d.message.body).n),
+      );
+      switchable.down = false;
+      await waitFor(() => got.length === 5, 'all five after recovery', 10_000);
+      await sub.close();
+      await relay.stop();
+      expect(got).toEqual([0, 1, 2, 3, 4]);
+      expect(await unpublished()).toBe(0);
+    });
+
+    it('keeps per-key order with three relays running at once', async () => {
+      const relays = [1, 2, 3].map(
+        (i) =>
+          new PollingRelay({
+            pool,
+            connectionString: service().url,
+            broker,
+            batchSize: 7,
+            name: `relay-${i}`,
+            onEvent: (e) => e.kind === 'publish-failed' && console.error(e.error),
+          }),
+      );
+      const seen = new Map<string, number[]>();
+      const sub = await broker.subscribe({ channel: 'Many', group: 'g', concurrency: 16 }, async (d) => {
+        seen.set(d.message.partitionKey, [
+          ...(seen.get(d.message.partitionKey) ?? []),
+          JSON.parse(d.message.body).n,
+        ]);
+      });
+      await Promise.all(relays.map((r) => r.start()));
+      const writers = Array.from({ length: 10 }, async (_, k) => {
+        for (let n = 0; n < 40; n++) await publish('Many', `key-${k}`, n);
+      });
+      await Promise.all(writers);
+      await waitFor(
+        () => [...seen.values()].reduce((s, v) => s + v.length, 0) >= 400,
+        '400 deliveries',
+        30_000,
+      );
+      await Promise.all(relays.map((r) => r.stop()));
+      await sub.close();
+      for (const [key, ns] of seen)
+        expect(ns.join(','), key).toEqual(Array.from({ length: 40 }, (_, i) => i).join(','));
+    });
+
+    it('reports its lag and purges published rows after the retention', async () => {
+      const relay = new PollingRelay({ pool, connectionString: service().url, broker, retentionMs: 0 });
+      await publish('Lag', 'k', 1);
+      const lag = await relay.lag();
+      expect(lag.messages).toBeGreaterThanOrEqual(1);
+      expect(lag.oldestMs).toBeGreaterThanOrEqual(0);
+      while ((await relay.relayBatch()) > 0);
+      expect((await relay.lag()).messages).toBe(0);
+      await publish('Lag', 'k', 2); // unpublished: must survive the purge
+      const purged = await relay.purge();
+      expect(purged).toBeGreaterThan(0);
+      const left = await pool.query('SELECT published_at FROM ferry.outbox');
+      expect(left.rows).toEqual([{ published_at: null }]);
+    });
+  });
+}
