@@ -65,6 +65,7 @@ export function rabbitFixture(url: string, label: string): RabbitFixture {
           await channel.deleteExchange(names.groupExchange(name, group));
           for (let i = 0; i < partitions; i++)
             await channel.deleteQueue(names.partitionQueue(name, group, i));
+          await channel.deleteQueue(names.rosterQueue(name, group));
         }
         for (const name of channels) await channel.deleteExchange(names.channelExchange(name));
         await channel.deleteExchange(names.deadLetter());
