@@ -28,7 +28,17 @@ export class ConnectionKeeper {
 
   /** Opens the first connection; rejects if RabbitMQ cannot be reached, so start-up fails fast. */
   async start(check: (model: ChannelModel) => Promise<void>): Promise<void> {
-    const model = await this.#open();
+    let model: ChannelModel;
+    try {
+      model = await this.#open();
+    } catch (error) {
+      throw new Error(
+        `cannot connect to RabbitMQ at ${redacted(this.options.url)}: ${asError(error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
     try {
       await check(model);
     } catch (error) {
@@ -159,4 +169,12 @@ export class ConnectionKeeper {
 /** Normalises a thrown value to an Error. */
 export function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+/** The URL without its password, for messages. */
+function redacted(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  parsed.search = '';
+  return parsed.toString();
 }

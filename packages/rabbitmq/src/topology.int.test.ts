@@ -4,6 +4,7 @@ import amqp from 'amqplib';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { RabbitMqPublishError } from './confirm.publisher.js';
 import { TopologyNames } from './names.js';
+import { connectRabbitMq } from './rabbitmq.broker.js';
 import { rabbitFixture } from './testing/rabbitmq-fixture.js';
 import { PartitionCountMismatchError } from './topology.js';
 
@@ -13,6 +14,13 @@ describe.skipIf(!url)('RabbitMQ broker: topology and the dead-letter backstop', 
   const fixture = rabbitFixture(url ?? '', 'topology');
 
   afterAll(() => fixture.teardown());
+
+  it('fails to connect with a message naming the server when nothing listens there', async () => {
+    const error = await connectRabbitMq({ url: 'amqp://guest:secret@127.0.0.1:1' }).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(
+      /^cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1: /,
+    );
+  });
 
   it('refuses to change the number of partitions of an existing group', async () => {
     const channel = uniqueChannel('parts');
