@@ -49,7 +49,9 @@ export function parseSettings<S extends z.ZodType>(schema: S, raw: RawSettings):
   const issues: SettingIssue[] = result.error.issues.map((issue) => ({
     variable: issue.path.length > 0 ? issue.path.join('.') : '(configuration)',
     message:
-      issue.path.length > 0 && raw[String(issue.path[0])] === undefined ? 'is required' : issue.message,
+      issue.code === 'invalid_type' && issue.path.length > 0 && raw[String(issue.path[0])] === undefined
+        ? 'is required'
+        : issue.message,
   }));
   throw new ConfigError(issues);
 }
