@@ -72,7 +72,7 @@ export class RabbitMqSubscription implements Subscription {
           currentModel: context.model,
         }),
     );
-    this.#roster = new GroupRoster(queues.roster);
+    this.#roster = new GroupRoster(queues.roster, context.model);
     if (context.rebalanceIntervalMs > 0) {
       this.#rebalancer = new Rebalancer(
         this.#partitions,
