@@ -54,10 +54,15 @@ export class RabbitMqBroker implements Broker {
     return broker;
   }
 
+  /**
+   * Publishes with publisher confirms; resolves once RabbitMQ confirmed every message, waiting
+   * through an outage for up to `publishTimeoutMs`, else rejects with `RabbitMqPublishError`.
+   */
   publish(messages: readonly WireMessage[]): Promise<void> {
     return this.#publisher.publish(messages);
   }
 
+  /** Declares the group's queues if needed and joins it; the member follows reconnections. */
   async subscribe(spec: SubscriptionSpec, handler: DeliveryHandler): Promise<Subscription> {
     const model = await this.#model();
     const subscription = await RabbitMqSubscription.open(
@@ -116,10 +121,12 @@ export class RabbitMqBroker implements Broker {
     await this.#topology.deleteChannel(await this.#model(), channel);
   }
 
+  /** False from a lost connection until it is back and every subscription is restored. */
   isReady(): boolean {
     return this.#keeper.ready;
   }
 
+  /** Closes every subscription (waiting for handlers in flight), then the connection. */
   async close(): Promise<void> {
     await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
     this.#subscriptions.clear();
