@@ -44,6 +44,10 @@ export class GroupMember implements Subscription {
   #timer?: ReturnType<typeof setTimeout>;
   #ticking: Promise<void> = Promise.resolve();
   #closing?: Promise<void>;
+  /** Closing: no heartbeat, no rebalancing, no acquisition; leases are still renewed. */
+  #leaving = false;
+  /** Closed: no more rounds. */
+  #done = false;
 
   constructor(
     private readonly ctx: MemberContext,
@@ -54,14 +58,6 @@ export class GroupMember implements Subscription {
     this.#dispatcher = new KeyedDispatcher(spec.concurrency ?? DEFAULT_CONCURRENCY, (item) =>
       this.#handle(item),
     );
-  }
-
-  /** Partitions this member works on now (for tests and diagnostics). */
-  get partitions(): number[] {
-    return [...this.#workers.entries()]
-      .filter(([, worker]) => !worker.stopping)
-      .map(([partition]) => partition)
-      .sort((a, b) => a - b);
   }
 
   /** Joins the group: one round of membership, so that a lone member owns its partitions on return. */
@@ -79,16 +75,23 @@ export class GroupMember implements Subscription {
   }
 
   async #close(): Promise<void> {
+    this.#leaving = true;
+    // A round in progress finishes; later rounds only renew leases (see #tick).
+    await this.#ticking;
+    await this.ctx.leases
+      .leave(this.#scope, this.#id)
+      .catch((error: unknown) => this.#report('leaving the group', error));
+    for (const worker of this.#workers.values()) this.#drop(worker, 'release');
+    // Leases stay renewed until the last handler has settled and its partition is given back.
+    await Promise.all(this.#stopped.values());
+    this.#done = true;
     clearTimeout(this.#timer);
     await this.#ticking;
-    await this.ctx.leases.leave(this.#scope, this.#id).catch(() => undefined);
-    for (const worker of this.#workers.values()) this.#drop(worker, 'release');
-    await Promise.all(this.#stopped.values());
     await this.#dispatcher.idle();
   }
 
   #schedule(): void {
-    if (this.#closing) return;
+    if (this.#done) return;
     const every = Math.max(200, Math.floor(this.ctx.leases.ttlMs / 3));
     this.#timer = setTimeout(() => {
       this.#ticking = this.#tick();
@@ -96,14 +99,19 @@ export class GroupMember implements Subscription {
     }, every);
   }
 
+  /** One round of membership: renew, beat, rebalance, acquire. Only renewals while leaving. */
   async #tick(): Promise<void> {
     const { leases, options } = this.ctx;
     try {
+      await Promise.all(
+        [...this.#workers.values()]
+          .filter((worker) => !worker.stopped)
+          .map(async (worker) => {
+            if (!(await leases.renew(this.#scope, worker.lease, this.#id))) this.#drop(worker, 'lost');
+          }),
+      );
+      if (this.#leaving) return;
       await leases.heartbeat(this.#scope, this.#id);
-      for (const worker of this.#workers.values()) {
-        if (worker.stopping) continue;
-        if (!(await leases.renew(this.#scope, worker.lease, this.#id))) this.#drop(worker, 'lost');
-      }
       const members = await leases.members(this.#scope);
       if (!members.includes(this.#id)) members.push(this.#id);
       const share = new Set(assignedTo(this.#id, members, options.partitions));
@@ -111,18 +119,19 @@ export class GroupMember implements Subscription {
         if (!share.has(worker.partition) && !worker.stopping) this.#drop(worker, 'release');
       }
       for (const partition of share) {
-        if (this.#closing) return;
+        if (this.#leaving) return;
         if (!this.#workers.has(partition)) await this.#acquire(partition);
       }
     } catch (error) {
-      // Disconnected or JetStream busy: the next tick tries again, and a lease that cannot be
+      // Disconnected or JetStream busy: the next round tries again, and a lease that cannot be
       // renewed in time stops its worker (see PartitionWorker).
-      options.onEvent({
-        kind: 'error',
-        during: `membership of ${this.spec.group} on ${this.spec.channel}`,
-        error,
-      });
+      this.#report('a membership round', error);
     }
+  }
+
+  #report(during: string, error: unknown): void {
+    const where = `${this.spec.group} on ${this.spec.channel}`;
+    this.ctx.options.onEvent({ kind: 'error', during: `${during} (${where})`, error });
   }
 
   async #acquire(partition: number): Promise<void> {
@@ -145,7 +154,7 @@ export class GroupMember implements Subscription {
       this.#emit('partition-acquired', partition);
     } catch (error) {
       this.#workers.delete(partition);
-      await this.ctx.leases.release(this.#scope, lease).catch(() => undefined);
+      await this.ctx.leases.release(this.#scope, lease, this.#id).catch(() => undefined);
       throw error;
     }
   }
@@ -158,11 +167,11 @@ export class GroupMember implements Subscription {
     if (this.#stopped.has(worker)) return;
     const done = worker
       .stop(reason)
-      .then(() => this.ctx.leases.release(this.#scope, worker.lease))
+      .then(() => this.ctx.leases.release(this.#scope, worker.lease, this.#id))
       .then(() =>
         this.#emit(reason === 'release' ? 'partition-released' : 'partition-lost', worker.partition),
       )
-      .catch((error: unknown) => this.ctx.options.onEvent({ kind: 'error', during: 'lease release', error }))
+      .catch((error: unknown) => this.#report(`releasing partition ${worker.partition}`, error))
       .finally(() => {
         if (this.#workers.get(worker.partition) === worker) this.#workers.delete(worker.partition);
         this.#stopped.delete(worker);
@@ -202,7 +211,7 @@ export class GroupMember implements Subscription {
           });
           return;
         } catch (error) {
-          this.ctx.options.onEvent({ kind: 'error', during: 'dead-lettering', error });
+          this.#report(`dead-lettering message ${item.wire.id}`, error);
           if (!(await this.#pause(item, 1))) return worker.settle(item, 'nak');
           continue;
         }

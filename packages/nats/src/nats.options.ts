@@ -41,7 +41,7 @@ export interface NatsBrokerOptions {
   readonly retryDelayMs?: number;
   /** Longest delay between in-place retries (default 30 s). */
   readonly maxRetryDelayMs?: number;
-  /** Publishes in flight at once within one `publish` call (default 2,048). */
+  /** Publishes in flight at once within one `publish` call (default 1,024). */
   readonly publishWindow?: number;
   /** How long a message stays in its stream (default 7 days). */
   readonly retentionMs?: number;
@@ -94,7 +94,7 @@ export function resolveOptions(options: NatsBrokerOptions): ResolvedNatsOptions 
     maxDeliveries: options.maxDeliveries ?? 25,
     retryDelayMs: options.retryDelayMs ?? 200,
     maxRetryDelayMs: options.maxRetryDelayMs ?? 30_000,
-    publishWindow: options.publishWindow ?? 2048,
+    publishWindow: options.publishWindow ?? 1024,
     retentionMs: options.retentionMs ?? 7 * 24 * 3600_000,
     duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
     replicas: options.replicas ?? 1,

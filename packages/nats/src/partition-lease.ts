@@ -83,12 +83,17 @@ export class PartitionLeases {
   }
 
   /** Gives a lease back so that the next owner need not wait for it to age out. */
-  async release(scope: string, lease: Lease): Promise<void> {
+  async release(scope: string, lease: Lease, member: string): Promise<void> {
+    const key = leaseKey(scope, lease.partition);
     try {
-      await this.kv.delete(leaseKey(scope, lease.partition), { previousSeq: lease.revision });
+      await this.kv.delete(key, { previousSeq: lease.revision });
     } catch (error) {
-      // Lost meanwhile: it is not ours to delete.
       if (!isWrongSequence(error)) throw error;
+      // A renewal raced with us, or the lease was lost: delete it only if it is still ours.
+      const entry = await this.kv.get(key);
+      if (entry?.operation === 'PUT' && entry.string() === member) {
+        await this.kv.delete(key, { previousSeq: entry.revision }).catch(() => undefined);
+      }
     }
   }
 

@@ -86,6 +86,11 @@ export class PartitionWorker {
     return this.#state === 'stopping' || this.#state === 'stopped';
   }
 
+  /** Whether the worker has stopped: nothing it held is unsettled any more. */
+  get stopped(): boolean {
+    return this.#state === 'stopped';
+  }
+
   /** The stop signal: aborts retry pauses when the worker stops. */
   get signal(): AbortSignal {
     return this.#stop.signal;
@@ -263,9 +268,10 @@ export class PartitionWorker {
         await this.ctx.nc.request(replyOf(msg), payload, { timeout });
         return;
       } catch (error) {
-        // Without the lease, give up soon: JetStream redelivers to the next owner and the
-        // consumer's inbox absorbs the duplicate. With it, keep trying across reconnects.
-        if ((this.#lost && attempt >= 3) || this.ctx.nc.isClosed()) {
+        // While the lease is ours, keep trying across reconnects. Without it, give up soon:
+        // JetStream redelivers to the next owner and the consumer's inbox absorbs the duplicate.
+        const leased = !this.#lost && this.ctx.leases.valid(this.lease);
+        if ((!leased && attempt >= 3) || this.ctx.nc.isClosed()) {
           this.#report(
             `settling message ${msg.info.streamSequence} (${payload}); JetStream will redeliver it`,
             error,

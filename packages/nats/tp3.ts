@@ -1,0 +1,12 @@
+import { newMessageId } from '@ferry/core';
+import { encodeWire } from './src/wire-codec.js';
+import { messageSubject } from './src/naming.js';
+import { partitionOf } from './src/partitioning.js';
+const body = JSON.stringify({ orderId: 'x'.repeat(36), lines: [{ sku: 'abc', qty: 2 }], note: 'y'.repeat(100) });
+const msgs = Array.from({ length: 20000 }, (_, i) => ({ id: newMessageId(), channel: 'Order', partitionKey: `o-${i % 1000}`, headers: { kind: 'event', type: 'OrderCreated', createdAt: new Date().toISOString() }, body }));
+let t = performance.now();
+for (const m of msgs) encodeWire(m);
+console.log('encode', performance.now() - t);
+t = performance.now();
+for (const m of msgs) messageSubject('ferry', m.channel, partitionOf(m.partitionKey, 16));
+console.log('subject', performance.now() - t);
