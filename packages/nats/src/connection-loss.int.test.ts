@@ -2,7 +2,7 @@ import { newMessageId, type WireMessage } from '@ferry/core';
 import { sleep, waitFor } from '@ferry/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsBroker } from './nats.broker.js';
-import { NatsServerProcess } from './nats.fixtures.js';
+import { canStartNatsServer, NatsServerProcess } from './nats.fixtures.js';
 
 /**
  * The broker survives its server being killed (SIGKILL) and restarted in the middle of a run:
@@ -10,7 +10,7 @@ import { NatsServerProcess } from './nats.fixtures.js';
  * every message has been handled, in per-key order, and stored once although batches were
  * published again after failures.
  */
-describe('NatsBroker when its server is killed and restarted', () => {
+describe.skipIf(!canStartNatsServer())('NatsBroker when its server is killed and restarted', () => {
   let server: NatsServerProcess;
 
   beforeAll(async () => {

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,15 @@ export function freePort(): Promise<number> {
 }
 
 const NATS_SERVER = process.env.FERRY_NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
+
+/**
+ * Whether fault tests can start their own server: the `nats-server` binary is there, or the run
+ * requires NATS (FERRY_REQUIRE_SERVERS names it), in which case a missing binary fails the test.
+ */
+export function canStartNatsServer(): boolean {
+  const required = (process.env.FERRY_REQUIRE_SERVERS ?? '').split(',').map((s) => s.trim());
+  return existsSync(NATS_SERVER) || required.includes('nats');
+}
 
 /** A `nats-server` with JetStream on a free port and its own store, for fault tests. */
 export class NatsServerProcess {
