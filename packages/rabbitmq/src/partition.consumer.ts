@@ -3,6 +3,8 @@ import { asError } from './connection.js';
 import type { RabbitMqEvent } from './rabbitmq.options.js';
 import { sleep } from './sleep.js';
 
+const MAX_REATTACH_DELAY_MS = 5_000;
+
 /** Called for each message a partition queue hands this member, with the lease it came on. */
 export type OnPartitionMessage = (message: ConsumeMessage, lease: Lease) => void;
 
@@ -45,6 +47,8 @@ export class PartitionConsumer {
   #lease: ChannelLease | undefined;
   #closing = false;
   #work: Promise<void> = Promise.resolve();
+  #reattachPending = false;
+  #reattachFailures = 0;
   /** Deliveries received since the rebalancer last looked. */
   delivered = 0;
 
@@ -119,18 +123,32 @@ export class PartitionConsumer {
     await lease.close();
   }
 
-  /** The channel closed while the connection may be up (a channel error, a deleted queue). */
+  /**
+   * The channel closed while the connection may be up (a channel error, a deleted queue): after
+   * a pause that grows with each failure, reopen it, unless the connection changed meanwhile
+   * (its restore reattaches). At most one reopening is pending at a time.
+   */
   #reattachLater(model: ChannelModel): void {
-    void this.#serial(async () => {
-      await sleep(this.options.reattachDelayMs);
-      if (this.#closing || this.options.currentModel() !== model || this.#lease?.live) return;
-      try {
-        await this.#attach(model);
-      } catch (error) {
-        this.options.onEvent({ kind: 'consumer-failed', queue: this.queue, error: asError(error) });
-        if (this.options.currentModel() === model && !this.#closing) this.#reattachLater(model);
-      }
-    });
+    if (this.#reattachPending) return;
+    this.#reattachPending = true;
+    const delayMs = Math.min(
+      MAX_REATTACH_DELAY_MS,
+      this.options.reattachDelayMs * 2 ** this.#reattachFailures,
+    );
+    void sleep(delayMs).then(() =>
+      this.#serial(async () => {
+        this.#reattachPending = false;
+        if (this.#closing || this.options.currentModel() !== model || this.#lease?.live) return;
+        try {
+          await this.#attach(model);
+          this.#reattachFailures = 0;
+        } catch (error) {
+          this.#reattachFailures = Math.min(this.#reattachFailures + 1, 16);
+          this.options.onEvent({ kind: 'consumer-failed', queue: this.queue, error: asError(error) });
+          if (this.options.currentModel() === model && !this.#closing) this.#reattachLater(model);
+        }
+      }),
+    );
   }
 
   /** Runs attach, hand-over and close one after another, never interleaved. */

@@ -1,10 +1,11 @@
 import { type Delivery, MemoryDeadLetterStore } from '@ferry/core';
-import { deferred, uniqueChannel, waitFor, wire } from '@ferry/testing';
+import { deferred, sleep, uniqueChannel, waitFor, wire } from '@ferry/testing';
 import amqp from 'amqplib';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { RabbitMqPublishError } from './confirm.publisher.js';
 import { TopologyNames } from './names.js';
 import { connectRabbitMq } from './rabbitmq.broker.js';
+import type { RabbitMqEvent } from './rabbitmq.options.js';
 import { rabbitFixture } from './testing/rabbitmq-fixture.js';
 import { PartitionCountMismatchError } from './topology.js';
 
@@ -51,6 +52,30 @@ describe.skipIf(!url)('RabbitMQ broker: topology and the dead-letter backstop', 
       .catch((e: unknown) => e);
     expect(huge).toBeInstanceOf(RangeError);
     expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('a member whose partition queue disappears keeps trying, with backoff, and resumes once it is back', async () => {
+    const channel = uniqueChannel('vanish');
+    const failures: RabbitMqEvent[] = [];
+    const member = await fixture.connect({
+      partitions: 1,
+      onEvent: (event) => void (event.kind === 'consumer-failed' && failures.push(event)),
+    });
+    const got: string[] = [];
+    const sub = await member.subscribe({ channel, group: 'g' }, async (d) => void got.push(d.message.id));
+    const admin = await amqp.connect(url!);
+    const ch = await admin.createChannel();
+    await ch.deleteQueue(new TopologyNames(fixture.namespace).partitionQueue(channel, 'g', 0));
+    await admin.close();
+    await sleep(1500);
+    // Reopening fails while the queue is gone, each time after a longer pause (100 ms, 200 ms, …).
+    expect(failures.length).toBeGreaterThan(1);
+    expect(failures.length).toBeLessThan(10);
+    await (await fixture.connect({ partitions: 1 })).declareGroup(channel, 'g');
+    const message = wire(channel, 'k');
+    await member.publish([message]);
+    await waitFor(() => got.includes(message.id), 'the member to consume the queue again', 10_000);
+    await sub.close();
   });
 
   it('carries reserved header names and over-long partition keys exactly', async () => {
