@@ -17,12 +17,17 @@ beforeAll(async () => {
   ({ service } = await startSample(
     { ...issuer.settings(), DATABASE_URL: db().url },
     {
-      migrations: [{ version: 1, name: 'orders', sql: 'CREATE TABLE orders (id text PRIMARY KEY, state text NOT NULL)' }],
+      migrations: [
+        { version: 1, name: 'orders', sql: 'CREATE TABLE orders (id text PRIMARY KEY, state text NOT NULL)' },
+      ],
       routes: (ctx) => [
         defineRoute({
           method: 'POST',
           url: '/orders/:id/cancel',
-          schema: { params: z.object({ id: z.string() }), querystring: z.object({ fail: z.stringbool().default(false) }) },
+          schema: {
+            params: z.object({ id: z.string() }),
+            querystring: z.object({ fail: z.stringbool().default(false) }),
+          },
           handler: async ({ params, query }) => {
             await withTransaction(ctx.pool!, async (tx) => {
               await tx.query("INSERT INTO orders (id, state) VALUES ($1, 'CANCELLED')", [params.id]);
@@ -69,7 +74,10 @@ describe('audit log', () => {
 
   it('leaves no entry when the change rolls back', async () => {
     const token = await issuer.token({ subject: 'consumer-6', roles: ['consumer'] });
-    const res = await call(`${service.url}/orders/o-2/cancel?fail=true`, { method: 'POST', headers: bearer(token) });
+    const res = await call(`${service.url}/orders/o-2/cancel?fail=true`, {
+      method: 'POST',
+      headers: bearer(token),
+    });
     expect(res.status).toBe(500);
     expect(await service.context.audit!.query({ aggregateId: 'o-2' })).toEqual([]);
     const { rows } = await service.context.pool!.query("SELECT 1 FROM orders WHERE id = 'o-2'");
@@ -78,13 +86,17 @@ describe('audit log', () => {
 
   it('answers queries through the admin API, newest first and paged', async () => {
     const token = await issuer.token({ subject: 'consumer-5', roles: ['consumer'] });
-    for (const id of ['o-3', 'o-4']) await call(`${service.url}/orders/${id}/cancel`, { method: 'POST', headers: bearer(token) });
+    for (const id of ['o-3', 'o-4'])
+      await call(`${service.url}/orders/${id}/cancel`, { method: 'POST', headers: bearer(token) });
     const admin = bearer(await issuer.token({ subject: 'auditor', roles: ['admin'] }));
     const page1 = await call(`${service.url}/admin/audit?actor=consumer-5&limit=2`, { headers: admin });
     expect(page1.body.entries.map((e: { aggregateId: string }) => e.aggregateId)).toEqual(['o-4', 'o-3']);
-    const page2 = await call(`${service.url}/admin/audit?actor=consumer-5&limit=2&before=${page1.body.entries[1].id}`, {
-      headers: admin,
-    });
+    const page2 = await call(
+      `${service.url}/admin/audit?actor=consumer-5&limit=2&before=${page1.body.entries[1].id}`,
+      {
+        headers: admin,
+      },
+    );
     expect(page2.body.entries.map((e: { aggregateId: string }) => e.aggregateId)).toEqual(['o-1']);
     const bad = await call(`${service.url}/admin/audit?before=abc`, { headers: admin });
     expect(bad.status).toBe(400);

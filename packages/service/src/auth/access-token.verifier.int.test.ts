@@ -82,7 +82,9 @@ describe('AccessTokenVerifier against a real JWKS endpoint', () => {
 
   it('checks issuer and audience', async () => {
     const verifier = verifierFor();
-    expect(await reason(verifier.verify(await issuer.token({ issuer: 'https://evil.example' })))).toBe('issuer');
+    expect(await reason(verifier.verify(await issuer.token({ issuer: 'https://evil.example' })))).toBe(
+      'issuer',
+    );
     expect(await reason(verifier.verify(await issuer.token({ audience: 'billing' })))).toBe('audience');
   });
 
@@ -100,7 +102,10 @@ describe('AccessTokenVerifier against a real JWKS endpoint', () => {
     await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
     const { port } = broken.address() as AddressInfo;
     try {
-      const verifier = new AccessTokenVerifier({ jwksUrl: `http://127.0.0.1:${port}/jwks`, audience: issuer.audience });
+      const verifier = new AccessTokenVerifier({
+        jwksUrl: `http://127.0.0.1:${port}/jwks`,
+        audience: issuer.audience,
+      });
       await expect(verifier.verify(await issuer.token())).rejects.toBeInstanceOf(KeySetUnavailableError);
     } finally {
       broken.close();

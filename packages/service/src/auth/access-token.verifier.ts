@@ -50,7 +50,8 @@ export interface AccessTokenOptions {
   readonly jwksCooldownMs?: number | undefined;
 }
 
-const ASYMMETRIC = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$|^ES256K$/;
+/** The signature algorithms an access token may use: asymmetric only. */
+export const ASYMMETRIC_ALGORITHM = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$|^ES256K$/;
 
 /**
  * Verifies JWT access tokens: signature through the issuer's JWKS (cached; an unknown `kid`
@@ -65,7 +66,7 @@ export class AccessTokenVerifier {
 
   constructor(private readonly options: AccessTokenOptions) {
     const algorithms = [...(options.algorithms ?? ['RS256', 'ES256', 'PS256', 'EdDSA'])];
-    const weak = algorithms.filter((alg) => !ASYMMETRIC.test(alg));
+    const weak = algorithms.filter((alg) => !ASYMMETRIC_ALGORITHM.test(alg));
     if (weak.length > 0)
       throw new Error(`AUTH_ALGORITHMS: only asymmetric algorithms are allowed, not ${weak.join(', ')}`);
     this.#algorithms = algorithms;

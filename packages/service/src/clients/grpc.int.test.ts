@@ -30,7 +30,11 @@ beforeAll(async () => {
     port: 0,
     tracing,
     logger,
-    verifier: new AccessTokenVerifier({ jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: issuer.audience }),
+    verifier: new AccessTokenVerifier({
+      jwksUrl: issuer.jwksUrl,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+    }),
     services: [
       {
         definition: OrderService.service,
@@ -91,7 +95,13 @@ describe('gRPC client and server', () => {
   it('carries trace context and the caller token in metadata', async () => {
     const parent = tracing.tracer.startSpan('caller');
     const reply = await context.with(trace.setSpan(context.active(), parent), () =>
-      asCaller(() => client().unary<{ caller: string; traceId: string }>('GetOrder', { orderId: 'o-1' }, { idempotent: true })),
+      asCaller(() =>
+        client().unary<{ caller: string; traceId: string }>(
+          'GetOrder',
+          { orderId: 'o-1' },
+          { idempotent: true },
+        ),
+      ),
     );
     parent.end();
     expect(reply.caller).toBe('courier-3');
@@ -110,25 +120,34 @@ describe('gRPC client and server', () => {
   });
 
   it('maps a ProblemError to its status and passes it through without retrying', async () => {
-    const error = await asCaller(() => client().unary('GetOrder', { orderId: 'missing' }, { idempotent: true })).catch((e: unknown) => e);
+    const error = await asCaller(() =>
+      client().unary('GetOrder', { orderId: 'missing' }, { idempotent: true }),
+    ).catch((e: unknown) => e);
     expect((error as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
     expect(calls).toBe(1);
   });
 
   it('retries UNAVAILABLE for idempotent calls only', async () => {
     failures = [grpc.status.UNAVAILABLE, grpc.status.UNAVAILABLE];
-    const reply = await asCaller(() => client().unary<{ state: string }>('GetOrder', { orderId: 'o-2' }, { idempotent: true }));
+    const reply = await asCaller(() =>
+      client().unary<{ state: string }>('GetOrder', { orderId: 'o-2' }, { idempotent: true }),
+    );
     expect(reply.state).toBe('APPROVED');
     expect(calls).toBe(3);
     calls = 0;
     failures = [grpc.status.UNAVAILABLE];
-    const error = await asCaller(() => client().unary('CreateOrder', { consumerId: 'c' })).catch((e: unknown) => e);
+    const error = await asCaller(() => client().unary('CreateOrder', { consumerId: 'c' })).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(UpstreamError);
     expect(calls).toBe(1);
   });
 
   it('opens the breaker after consecutive failures and stops calling', async () => {
-    const c = client({ retry: false, breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000, minimumRps: 1000 } });
+    const c = client({
+      retry: false,
+      breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000, minimumRps: 1000 },
+    });
     failures = [grpc.status.UNAVAILABLE, grpc.status.INTERNAL];
     await asCaller(() => c.unary('GetOrder', { orderId: 'x' })).catch(() => {});
     await asCaller(() => c.unary('GetOrder', { orderId: 'x' })).catch(() => {});

@@ -22,8 +22,10 @@ class FlakyServer {
     res.on('close', () => this.inFlight--);
     const mode = this.script.shift() ?? this.mode;
     if (mode === 'reset') return req.socket.destroy();
-    if (mode === 'fail') return res.writeHead(503, { 'content-type': 'application/json' }).end('{"down":true}');
-    if (mode === 'missing') return res.writeHead(404, { 'content-type': 'application/json' }).end('{"missing":true}');
+    if (mode === 'fail')
+      return res.writeHead(503, { 'content-type': 'application/json' }).end('{"down":true}');
+    if (mode === 'missing')
+      return res.writeHead(404, { 'content-type': 'application/json' }).end('{"missing":true}');
     const delay = mode === 'slow' ? 300 : 0;
     setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'), delay);
   });
@@ -91,7 +93,11 @@ describe('HttpClient against a server that fails on demand', () => {
 
   it('retries a POST the caller marks idempotent (an idempotency key)', async () => {
     server.script = ['fail'];
-    const res = await client().post('/orders', { a: 1 }, { idempotent: true, headers: { 'idempotency-key': 'k1' } });
+    const res = await client().post(
+      '/orders',
+      { a: 1 },
+      { idempotent: true, headers: { 'idempotency-key': 'k1' } },
+    );
     expect(res.status).toBe(200);
     expect(server.hits).toBe(2);
   });
@@ -139,7 +145,10 @@ describe('HttpClient against a server that fails on demand', () => {
   });
 
   it('re-opens when the half-open probe fails', async () => {
-    const c = client({ retry: false, breaker: { consecutiveFailures: 2, halfOpenAfterMs: 100, minimumRps: 1000 } });
+    const c = client({
+      retry: false,
+      breaker: { consecutiveFailures: 2, halfOpenAfterMs: 100, minimumRps: 1000 },
+    });
     server.mode = 'fail';
     await failure(c.get('/x'));
     await failure(c.get('/x'));
@@ -152,7 +161,13 @@ describe('HttpClient against a server that fails on demand', () => {
   it('opens the breaker on a failure ratio even without a run of failures', async () => {
     const c = client({
       retry: false,
-      breaker: { consecutiveFailures: 1000, failureRatio: 0.4, samplingMs: 2_000, minimumRps: 1, halfOpenAfterMs: 10_000 },
+      breaker: {
+        consecutiveFailures: 1000,
+        failureRatio: 0.4,
+        samplingMs: 2_000,
+        minimumRps: 1,
+        halfOpenAfterMs: 10_000,
+      },
     });
     server.script = Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? 'fail' : 'ok'));
     let broken = false;

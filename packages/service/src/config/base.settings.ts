@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { ASYMMETRIC_ALGORITHM } from '../auth/access-token.verifier.js';
+import { StaticDiscovery } from '../discovery/service-discovery.js';
+import { parseSentryDsn } from '../exceptions/sentry.forwarder.js';
 import { reloadable, secret } from './config.markers.js';
 
 const flag = (fallback: boolean) => z.stringbool().default(fallback);
@@ -95,6 +98,23 @@ export function checkBaseSettings(
     issue('DISCOVERY_REGISTRY_URL', 'required when DISCOVERY_MODE=registry and DATABASE_URL is unset');
   if (settings.DISCOVERY_MODE === 'dns' && !settings.DISCOVERY_DNS_TEMPLATE.includes('{service}'))
     issue('DISCOVERY_DNS_TEMPLATE', 'must contain {service}');
+  if (settings.DISCOVERY_MODE === 'static') {
+    try {
+      StaticDiscovery.parse(settings.DISCOVERY_STATIC);
+    } catch (error) {
+      issue('DISCOVERY_STATIC', (error as Error).message.replace(/^DISCOVERY_STATIC: /, ''));
+    }
+  }
+  const weak = settings.AUTH_ALGORITHMS.split(',').filter((alg) => !ASYMMETRIC_ALGORITHM.test(alg.trim()));
+  if (weak.length > 0)
+    issue('AUTH_ALGORITHMS', `only asymmetric algorithms are allowed, not ${weak.join(', ')}`);
+  if (settings.SENTRY_DSN) {
+    try {
+      parseSentryDsn(settings.SENTRY_DSN.reveal());
+    } catch (error) {
+      issue('SENTRY_DSN', (error as Error).message.replace(/^SENTRY_DSN: /, ''));
+    }
+  }
   if (settings.DISCOVERY_HEARTBEAT_MS >= settings.DISCOVERY_TTL_MS)
     issue('DISCOVERY_HEARTBEAT_MS', 'must be shorter than DISCOVERY_TTL_MS');
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createService, type Service } from '../runtime/service.js';
+import { createService } from '../runtime/service.js';
 import { testSettings } from '../test-support/sample.service.js';
 import { LogCapture } from '../testing/index.js';
 import { ConfigError } from './config.error.js';
@@ -39,12 +39,17 @@ describe('configuration at start-up', () => {
 
   it('stops start-up naming the variable a cross-setting rule needs', async () => {
     const error = await configError({ AUTH_MODE: 'jwt', PAYMENT_API_KEY: 'long-enough' });
-    expect(error.issues).toEqual([{ variable: 'AUTH_JWKS_URL', message: expect.stringContaining('required when AUTH_MODE=jwt') }]);
+    expect(error.issues).toEqual([
+      { variable: 'AUTH_JWKS_URL', message: expect.stringContaining('required when AUTH_MODE=jwt') },
+    ]);
   });
 
   it('reads a JSON settings file under the environment, and secrets from *_FILE', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-cfg-'));
-    writeFileSync(join(dir, 'settings.json'), JSON.stringify({ ORDER_MINIMUM: 30, AUTH_MODE: 'none', PORT: 1 }));
+    writeFileSync(
+      join(dir, 'settings.json'),
+      JSON.stringify({ ORDER_MINIMUM: 30, AUTH_MODE: 'none', PORT: 1 }),
+    );
     writeFileSync(join(dir, 'api-key'), 'from-a-mounted-secret\n');
     const logs = new LogCapture();
     const service = await createService({
@@ -52,7 +57,11 @@ describe('configuration at start-up', () => {
       config: own,
       logDestination: logs,
       configLayers: {
-        env: { ...testSettings(), CONFIG_FILE: join(dir, 'settings.json'), PAYMENT_API_KEY_FILE: join(dir, 'api-key') },
+        env: {
+          ...testSettings(),
+          CONFIG_FILE: join(dir, 'settings.json'),
+          PAYMENT_API_KEY_FILE: join(dir, 'api-key'),
+        },
       },
     });
     const settings = service.context.config.current;
@@ -69,7 +78,11 @@ describe('configuration at start-up', () => {
   });
 
   it('pulls settings from a configuration service and live-reloads the reloadable ones', async () => {
-    let remote: Record<string, unknown> = { ORDER_MINIMUM: 15, PAYMENT_API_KEY: 'remote-key-1', LOG_LEVEL: 'info' };
+    let remote: Record<string, unknown> = {
+      ORDER_MINIMUM: 15,
+      PAYMENT_API_KEY: 'remote-key-1',
+      LOG_LEVEL: 'info',
+    };
     let version = 1;
     let notModified = 0;
     const server: Server = createServer((req, res) => {
@@ -78,25 +91,33 @@ describe('configuration at start-up', () => {
         res.writeHead(304).end();
         return;
       }
-      res.writeHead(200, { 'content-type': 'application/json', etag: `"v${version}"` }).end(JSON.stringify(remote));
+      res
+        .writeHead(200, { 'content-type': 'application/json', etag: `"v${version}"` })
+        .end(JSON.stringify(remote));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const { port } = server.address() as AddressInfo;
     const logs = new LogCapture();
-    const service: Service = await createService({
+    const service = await createService({
       name: 'cfg',
       config: own,
       logDestination: logs,
       configLayers: {
-        env: testSettings({ AUTH_MODE: 'none', CONFIG_URL: `http://127.0.0.1:${port}/cfg`, CONFIG_POLL_MS: '100' }),
+        env: testSettings({
+          AUTH_MODE: 'none',
+          CONFIG_URL: `http://127.0.0.1:${port}/cfg`,
+          CONFIG_POLL_MS: '100',
+        }),
       },
     });
     cleanup.push(() => service.stop());
-    const config = service.context.config as unknown as { current: { ORDER_MINIMUM: number; PORT: number } };
+    const config = service.context.config;
     expect(config.current.ORDER_MINIMUM).toBe(15);
     const changes: number[] = [];
-    service.context.config.onChange((next) => changes.push((next as unknown as { ORDER_MINIMUM: number }).ORDER_MINIMUM));
+    service.context.config.onChange((next) =>
+      changes.push((next as unknown as { ORDER_MINIMUM: number }).ORDER_MINIMUM),
+    );
     await service.start();
     await waitFor(() => notModified > 0);
     remote = { ...remote, ORDER_MINIMUM: 40, PORT: 9, LOG_LEVEL: 'warn' };

@@ -45,7 +45,9 @@ afterAll(async () => {
 describe('exception tracking in PostgreSQL', () => {
   it('fingerprints and de-duplicates unexpected errors, keeping counts, first/last seen and a sample', async () => {
     const first = await call(`${service.url}/boom`);
-    await call(`${service.url}/boom`, { headers: { traceparent: '00-11111111111111111111111111111111-2222222222222222-01' } });
+    await call(`${service.url}/boom`, {
+      headers: { traceparent: '00-11111111111111111111111111111111-2222222222222222-01' },
+    });
     await waitFor(async () => (await service.context.exceptions.store.list())[0]?.count === 2);
     const [tracked] = await service.context.exceptions.store.list();
     expect(tracked).toMatchObject({
@@ -63,23 +65,35 @@ describe('exception tracking in PostgreSQL', () => {
   });
 
   it('lists and resolves through the admin API, for the admin role only', async () => {
-    const forbidden = await call(`${service.url}/admin/exceptions`, { headers: bearer(await issuer.token({ roles: ['consumer'] })) });
+    const forbidden = await call(`${service.url}/admin/exceptions`, {
+      headers: bearer(await issuer.token({ roles: ['consumer'] })),
+    });
     expect(forbidden.status).toBe(403);
     const list = await call(`${service.url}/admin/exceptions?resolved=false`, { headers: admin });
     expect(list.status).toBe(200);
     const { fingerprint } = list.body.exceptions[0];
-    const resolved = await call(`${service.url}/admin/exceptions/${fingerprint}/resolve`, { method: 'POST', headers: admin });
+    const resolved = await call(`${service.url}/admin/exceptions/${fingerprint}/resolve`, {
+      method: 'POST',
+      headers: admin,
+    });
     expect(resolved.status).toBe(204);
     const one = await call(`${service.url}/admin/exceptions/${fingerprint}`, { headers: admin });
     expect(one.body).toMatchObject({ resolved: true, resolvedBy: 'ops-1' });
-    expect((await call(`${service.url}/admin/exceptions?resolved=false`, { headers: admin })).body.exceptions).toEqual([]);
-    const missing = await call(`${service.url}/admin/exceptions/${'0'.repeat(32)}/resolve`, { method: 'POST', headers: admin });
+    expect(
+      (await call(`${service.url}/admin/exceptions?resolved=false`, { headers: admin })).body.exceptions,
+    ).toEqual([]);
+    const missing = await call(`${service.url}/admin/exceptions/${'0'.repeat(32)}/resolve`, {
+      method: 'POST',
+      headers: admin,
+    });
     expect(missing.status).toBe(404);
   });
 
   it('reopens a resolved exception when it happens again', async () => {
     await call(`${service.url}/boom`);
-    await waitFor(async () => (await service.context.exceptions.store.list({ resolved: false })).length === 1);
+    await waitFor(
+      async () => (await service.context.exceptions.store.list({ resolved: false })).length === 1,
+    );
     const [again] = await service.context.exceptions.store.list();
     expect(again).toMatchObject({ resolved: false, count: 3, resolvedAt: null });
   });
@@ -91,7 +105,10 @@ describe('exception tracking in PostgreSQL', () => {
     expect(String(envelope.headers['x-sentry-auth'])).toContain('sentry_key=publickey');
     const [, itemHeader, event] = envelope.body.split('\n').map((line) => JSON.parse(line));
     expect(itemHeader).toEqual({ type: 'event' });
-    expect(event.exception.values[0]).toMatchObject({ type: 'TypeError', value: 'the flux capacitor is empty' });
+    expect(event.exception.values[0]).toMatchObject({
+      type: 'TypeError',
+      value: 'the flux capacitor is empty',
+    });
     expect(event.fingerprint).toHaveLength(1);
     expect(event.tags.service).toBe('sample-orders');
     expect(event.exception.values[0].stacktrace.frames.length).toBeGreaterThan(0);

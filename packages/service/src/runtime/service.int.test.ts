@@ -35,7 +35,12 @@ async function build(extra: Parameters<typeof createService>[0] extends infer D 
 describe('lifecycle and readiness', () => {
   it('answers live but not ready while a component is starting, then ready', async () => {
     const starting = gate();
-    const slow: Component = { name: 'slow', start: () => starting.opened, stop: async () => {}, ready: () => true };
+    const slow: Component = {
+      name: 'slow',
+      start: () => starting.opened,
+      stop: async () => {},
+      ready: () => true,
+    };
     const { service } = await build({ components: [slow] });
     const started = service.start();
     await waitUntil(() => service.state === 'starting' && hasUrl(service));
@@ -147,7 +152,9 @@ describe('observability of HTTP requests', () => {
     await call(`${service.url}/items/1`);
     await call(`${service.url}/items/2`);
     const text = (await call(`${service.url}/metrics`)).text;
-    expect(text).toMatch(/http_requests_total\{method="GET",route="\/items\/:id",status_code="200",service="lifecycle"\} 2/);
+    expect(text).toMatch(
+      /http_requests_total\{method="GET",route="\/items\/:id",status_code="200",service="lifecycle"\} 2/,
+    );
     expect(text).toMatch(/http_request_duration_seconds_count\{[^}]*route="\/items\/:id"[^}]*\} 2/);
     expect(text).toContain('process_cpu_user_seconds_total');
     expect(text).toMatch(/ferry_relay_lag_seconds\{service="lifecycle"\} 4.5/);
@@ -181,7 +188,11 @@ describe('observability of HTTP requests', () => {
     });
     expect(work.instance).toEqual(expect.any(String));
     const line = logs.find('request').find((l) => l.route === '/work')!;
-    expect(line).toMatchObject({ status: 200, correlation_id: 'corr-42', trace_id: '0af7651916cd43dd8448eb211c80319c' });
+    expect(line).toMatchObject({
+      status: 200,
+      correlation_id: 'corr-42',
+      trace_id: '0af7651916cd43dd8448eb211c80319c',
+    });
     expect(line.url).toBe('/work?access_token=%5Bredacted%5D');
     expect(JSON.stringify(logs.lines)).not.toContain('abc123');
     expect(JSON.stringify(logs.lines)).not.toContain('secret-token');
@@ -222,7 +233,9 @@ describe('observability of HTTP requests', () => {
       required: ['readyBy'],
       additionalProperties: false,
     });
-    expect(op.responses['200'].content['application/json'].schema.properties.state.enum).toEqual(['ACCEPTED']);
+    expect(op.responses['200'].content['application/json'].schema.properties.state.enum).toEqual([
+      'ACCEPTED',
+    ]);
     expect(doc.components.securitySchemes.bearer.scheme).toBe('bearer');
     const ui = await call(`${service.url}/docs/`);
     expect(ui.status).toBe(200);

@@ -48,7 +48,8 @@ const CORRELATION_ID = /^[\w.:@-]{1,128}$/;
  * A running (or runnable) Ferry service: a Fastify app with the cross-cutting concerns wired in,
  * and the components it starts and stops around the HTTP listener.
  */
-export class Service<S extends z.ZodRawShape = z.ZodRawShape> {
+// biome-ignore lint/suspicious/noExplicitAny: `Service` alone means a service of any settings
+export class Service<S extends z.ZodRawShape = any> {
   #state: ServiceState = 'created';
   #stopping: Promise<void> | undefined;
   #url: string | undefined;
@@ -180,7 +181,7 @@ export class Service<S extends z.ZodRawShape = z.ZodRawShape> {
     if (outcome === 'timeout')
       logger.warn({ timeout_ms: settings.SHUTDOWN_TIMEOUT_MS }, `${this.name} did not stop in time`);
     else logger.info(`${this.name} stopped`);
-    logger.flush?.();
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
   }
 
   #pollConfig(): void {
@@ -358,6 +359,11 @@ export async function createService<S extends z.ZodRawShape = Record<never, neve
       frameworkErrors,
     }) as unknown as FastifyInstance;
     app.decorateRequest('principal', undefined);
+    // Answers finishing during shutdown close their connection, so the listener can close.
+    app.addHook('onSend', (_request, reply, payload, done) => {
+      if (service && service.state !== 'running') reply.header('connection', 'close');
+      done(null, payload);
+    });
     app.setValidatorCompiler(zodValidatorCompiler);
     app.setSerializerCompiler(zodSerializerCompiler);
     app.addHook('onRoute', (route) => {

@@ -4,8 +4,13 @@ import { request } from 'undici';
 export async function call(
   url: string,
   options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
   // biome-ignore lint/suspicious/noExplicitAny: tests read JSON of any shape
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: any; text: string }> {
+  body: any;
+  text: string;
+}> {
   const res = await request(url, {
     method: (options.method ?? 'GET') as 'GET',
     headers: options.headers,
@@ -13,7 +18,12 @@ export async function call(
   });
   const text = await res.body.text();
   const type = String(res.headers['content-type'] ?? '');
-  return { status: res.statusCode, headers: res.headers, text, body: type.includes('json') && text ? JSON.parse(text) : text };
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    text,
+    body: type.includes('json') && text ? JSON.parse(text) : text,
+  };
 }
 
 /** Authorization header for a token. */

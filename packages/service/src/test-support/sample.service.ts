@@ -1,12 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import {
-  createService,
-  defineRoute,
-  PROBLEMS,
-  ProblemError,
-  type ServiceDeclaration,
-} from '../index.js';
+import { createService, defineRoute, PROBLEMS, ProblemError, type ServiceDeclaration } from '../index.js';
 import { LogCapture } from '../testing/index.js';
 
 const LineItem = z.strictObject({ menuItemId: z.string().min(1), quantity: z.number().int().positive() });
@@ -80,7 +74,10 @@ export function testSettings(extra: Record<string, string> = {}): Record<string,
 }
 
 /** Creates and starts the sample service with captured logs. */
-export async function startSample(settings: Record<string, string>, overrides: Partial<ServiceDeclaration> = {}) {
+export async function startSample(
+  settings: Record<string, string>,
+  overrides: Partial<ServiceDeclaration> = {},
+) {
   const logs = new LogCapture();
   const service = await createService({
     ...sampleDeclaration(overrides),

@@ -31,7 +31,11 @@ let issuer: TestIssuer;
 let order: Service;
 let kitchen: Service;
 const kitchenLogs = new LogCapture();
-const handled: Array<{ traceId: string | undefined; principal: Principal | undefined; correlationId: string | undefined }> = [];
+const handled: Array<{
+  traceId: string | undefined;
+  principal: Principal | undefined;
+  correlationId: string | undefined;
+}> = [];
 
 beforeAll(async () => {
   issuer = await TestIssuer.start();
@@ -82,7 +86,12 @@ beforeAll(async () => {
           handler: async ({ params }) => {
             const ping = await kitchenClient.get<{ caller: string }>('/kitchen/ping');
             await inMemoryTransaction((tx) =>
-              messaging.publishEvents(tx, { type: 'Order', id: params.orderId }, [event(OrderCreated, { orderId: params.orderId })], currentSendContext()),
+              messaging.publishEvents(
+                tx,
+                { type: 'Order', id: params.orderId },
+                [event(OrderCreated, { orderId: params.orderId })],
+                currentSendContext(),
+              ),
             );
             return { kitchenSaw: ping.body.caller };
           },
@@ -105,7 +114,11 @@ describe('distributed tracing', () => {
     const token = await issuer.token({ subject: 'consumer-9', roles: ['consumer'] });
     const res = await call(`${order.url}/orders/o-1`, {
       method: 'POST',
-      headers: { ...bearer(token), traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-correlation-id': 'saga-77' },
+      headers: {
+        ...bearer(token),
+        traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+        'x-correlation-id': 'saga-77',
+      },
     });
     expect(res.status).toBe(200);
     expect(res.body.kitchenSaw).toBe('consumer-9');
@@ -119,7 +132,8 @@ describe('distributed tracing', () => {
     const client = byName('GET', 'order');
     const kitchenServer = byName('GET /kitchen/ping', 'kitchen');
     const consumer = byName('process Order', 'kitchen');
-    for (const span of [orderServer, client, kitchenServer, consumer]) expect(span.spanContext().traceId).toBe(traceId);
+    for (const span of [orderServer, client, kitchenServer, consumer])
+      expect(span.spanContext().traceId).toBe(traceId);
     expect(orderServer.parentSpanContext?.spanId).toBe('00f067aa0ba902b7');
     expect(client.kind).toBe(SpanKind.CLIENT);
     expect(client.parentSpanContext?.spanId).toBe(orderServer.spanContext().spanId);
@@ -131,14 +145,24 @@ describe('distributed tracing', () => {
     expect(handled[0]).toMatchObject({ traceId, correlationId: 'saga-77' });
     expect(handled[0]!.principal).toMatchObject({ subject: 'consumer-9', roles: ['consumer'] });
     const published = outbox.published[0]!;
-    expect(JSON.parse(published.headers.principal!)).toMatchObject({ sub: 'consumer-9', roles: ['consumer'] });
-    expect(kitchenLogs.find('ticket created')[0]).toMatchObject({ trace_id: traceId, correlation_id: 'saga-77' });
+    expect(JSON.parse(published.headers.principal!)).toMatchObject({
+      sub: 'consumer-9',
+      roles: ['consumer'],
+    });
+    expect(kitchenLogs.find('ticket created')[0]).toMatchObject({
+      trace_id: traceId,
+      correlation_id: 'saga-77',
+    });
   });
 
   it('counts the consumer outcomes in the consuming service metrics', async () => {
     const text = (await call(`${kitchen.url}/metrics`)).text;
-    expect(text).toMatch(/ferry_consumer_messages_total\{group="kitchen",type="OrderCreated",outcome="handled",service="kitchen"\} 1/);
-    expect(text).toMatch(/ferry_consumer_handler_duration_seconds_count\{[^}]*group="kitchen",type="OrderCreated"\} 1/);
+    expect(text).toMatch(
+      /ferry_consumer_messages_total\{group="kitchen",type="OrderCreated",outcome="handled",service="kitchen"\} 1/,
+    );
+    expect(text).toMatch(
+      /ferry_consumer_handler_duration_seconds_count\{[^}]*group="kitchen",type="OrderCreated"\} 1/,
+    );
   });
 
   it('starts a new trace when the caller sends none', async () => {
