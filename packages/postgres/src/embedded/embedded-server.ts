@@ -141,3 +141,19 @@ export function databaseUrl(adminUrl: string, name: string): string {
   url.pathname = `/${name}`;
   return url.toString();
 }
+
+/**
+ * Stops a server running on `dataDir` that another process started (fast shutdown: SIGINT to
+ * the postmaster, as `pg_ctl stop -m fast` does), and waits for it to exit.
+ */
+export async function stopEmbeddedPostgres(
+  dataDir = '.ferry/postgres',
+  timeoutMs = 30_000,
+): Promise<boolean> {
+  const running = await runningServer(resolve(dataDir));
+  if (!running) return false;
+  process.kill(running.pid, 'SIGINT');
+  const deadline = Date.now() + timeoutMs;
+  while (alive(running.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return !alive(running.pid);
+}

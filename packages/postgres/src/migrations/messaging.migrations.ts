@@ -49,4 +49,18 @@ export const messagingMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'relay-wake-up-state',
+    sql: `
+      -- NOTIFY takes a database-wide lock at commit, which serialises committing transactions.
+      -- Producers therefore notify only while a relay is waiting for work (waiting_until in the
+      -- future); a busy relay needs no wake-up.
+      CREATE TABLE ferry.relay_state (
+        id            int PRIMARY KEY CHECK (id = 1),
+        waiting_until timestamptz
+      );
+      INSERT INTO ferry.relay_state (id, waiting_until) VALUES (1, NULL);
+    `,
+  },
 ];

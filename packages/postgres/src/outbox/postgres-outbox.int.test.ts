@@ -105,6 +105,23 @@ for (const target of postgresTargets()) {
       expect((await rows('o-5')).outbox).toHaveLength(50);
     });
 
+    it('wakes a waiting relay with NOTIFY, and leaves a busy one alone (no commit-serialising NOTIFY)', async () => {
+      const listener = new pg.Client({ connectionString: db().url });
+      await listener.connect();
+      let notifications = 0;
+      listener.on('notification', () => notifications++);
+      await listener.query('LISTEN ferry_outbox');
+      const send = (id: string) =>
+        withTransaction(pool, (tx) => messaging.publishEvents(tx, { type: 'Order', id }, [event(OrderCreated, { orderId: id })]));
+      await pool.query('UPDATE ferry.relay_state SET waiting_until = NULL');
+      await send('busy-1');
+      await pool.query("UPDATE ferry.relay_state SET waiting_until = clock_timestamp() + interval '1 minute'");
+      await send('waiting-1');
+      await new Promise((r) => setTimeout(r, 100));
+      await listener.end();
+      expect(notifications).toBe(1);
+    });
+
     it('refuses the pool in place of a transaction', async () => {
       await expect(
         messaging.publishEvents(pool as never, { type: 'Order', id: 'x' }, [

@@ -10,11 +10,15 @@ const APPEND_SQL = `
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[])
     RETURNING 1
   )
-  SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '') FROM (SELECT 1 FROM appended LIMIT 1) AS any_row`;
+  SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '')
+    FROM ferry.relay_state
+   WHERE id = 1 AND waiting_until > clock_timestamp() AND EXISTS (SELECT 1 FROM appended)`;
 
 /**
- * Appends wire messages in one statement: the rows and the relay's wake-up (NOTIFY, delivered
- * only if the transaction commits) in a single round trip.
+ * Appends wire messages in one statement, so in one round trip: the rows and, if a relay is
+ * waiting for work, its wake-up (a NOTIFY, delivered only if the transaction commits). A busy
+ * relay is not notified: NOTIFY serialises commits database-wide, which would cost every
+ * business transaction its group commit.
  */
 export async function appendWire(tx: TxHandle, messages: readonly WireMessage[]): Promise<void> {
   if (messages.length === 0) return;

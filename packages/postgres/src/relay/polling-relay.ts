@@ -205,6 +205,29 @@ export class PollingRelay implements MessageRelay {
     return { messages: Number(rows[0]?.messages ?? 0), oldestMs: Math.max(0, rows[0]?.oldest_ms ?? 0) };
   }
 
+  /**
+   * Waits for work: announces that a relay is waiting (so producers notify), checks once more
+   * for rows committed meanwhile, then sleeps until a notification or the poll interval. The
+   * announcement is written with synchronous_commit off: it is a hint, not data.
+   */
+  async #idle(): Promise<void> {
+    const pollMs = this.options.pollIntervalMs ?? 1000;
+    const { pool } = this.options;
+    await pool.query(
+      `BEGIN; SET LOCAL synchronous_commit = off;
+       UPDATE ferry.relay_state SET waiting_until = clock_timestamp() + make_interval(secs => ${(pollMs * 2) / 1000}) WHERE id = 1;
+       COMMIT`,
+    );
+    const { rows } = await pool.query<{ pending: boolean }>({
+      name: 'ferry_relay_pending',
+      text: 'SELECT EXISTS (SELECT 1 FROM ferry.outbox WHERE published_at IS NULL) AS pending',
+    });
+    if (!rows[0]?.pending) await this.#wake.wait(pollMs);
+    await pool.query(
+      `BEGIN; SET LOCAL synchronous_commit = off; UPDATE ferry.relay_state SET waiting_until = NULL WHERE id = 1; COMMIT`,
+    );
+  }
+
   async #run(): Promise<void> {
     let failures = 0;
     const batchSize = this.options.batchSize ?? 500;
@@ -213,7 +236,7 @@ export class PollingRelay implements MessageRelay {
         const published = await this.relayBatch();
         failures = 0;
         // A full batch means more may be waiting: go again at once.
-        if (published < batchSize) await this.#wake.wait(this.options.pollIntervalMs ?? 1000);
+        if (published < batchSize) await this.#idle();
       } catch (error) {
         failures++;
         const retryInMs = Math.min(5000, 50 * 2 ** Math.min(failures, 7));

@@ -1,0 +1,241 @@
+import { fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { AccessTokenVerifier, createService, defineRoute } from '@ferry/service';
+import { TestIssuer } from '@ferry/service/testing';
+import autocannon from 'autocannon';
+import fastify from 'fastify';
+import * as hdr from 'hdr-histogram-js';
+import { pino } from 'pino';
+import { Agent, request } from 'undici';
+import { z } from 'zod';
+
+/*
+ * npm run bench:service [-- --quick]
+ *
+ * Throughput of one hello route served by the Ferry runtime (request log line, RED metrics,
+ * tracing with OTLP export, access-token check: all on) against the same route on bare Fastify,
+ * in the same run, each server alone in a child process and autocannon in this one, all on
+ * 127.0.0.1. Then open-loop latency of the runtime at half its throughput (requests sent on a
+ * fixed schedule, latency measured from the scheduled time into an HDR histogram), and the cost
+ * of one JWT verification. Writes bench/results/service.json.
+ */
+
+const role = process.argv.includes('--serve') ? process.argv[process.argv.indexOf('--serve') + 1] : undefined;
+if (role) await serve(role as 'bare' | 'runtime');
+else await main();
+
+/** The server side, in a child process: reports its port to the parent over IPC. */
+async function serve(kind: 'bare' | 'runtime'): Promise<void> {
+  if (kind === 'bare') {
+    const app = fastify();
+    app.get('/hello', async () => ({ hello: 'world' }));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    process.send?.({ port: (app.server.address() as AddressInfo).port });
+  } else {
+    const service = await createService({
+      name: 'bench',
+      configLayers: {
+        env: {
+          HOST: '127.0.0.1',
+          PORT: '0',
+          AUTH_MODE: 'jwt',
+          AUTH_JWKS_URL: process.env.BENCH_JWKS_URL,
+          AUTH_ISSUER: process.env.BENCH_ISSUER,
+          AUTH_AUDIENCE: process.env.BENCH_AUDIENCE,
+          OTEL_EXPORTER_OTLP_ENDPOINT: process.env.BENCH_OTLP_URL,
+          DISCOVERY_MODE: 'dns',
+        },
+      },
+      logDestination: pino.destination({ dest: '/dev/null', sync: false }),
+      routes: [
+        defineRoute({
+          method: 'GET',
+          url: '/hello',
+          schema: { response: { 200: z.object({ hello: z.string() }) } },
+          handler: async (request) => ({ hello: request.principal?.subject ?? 'world' }),
+        }),
+      ],
+    });
+    await service.start();
+    process.send?.({ port: Number(new URL(service.url).port) });
+  }
+  process.on('message', () => process.exit(0));
+}
+
+interface Child {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+async function startChild(kind: 'bare' | 'runtime', env: Record<string, string>): Promise<Child> {
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', kind], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`${kind} server exited ${code}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.send('stop');
+      }),
+  };
+}
+
+function cannon(url: string, seconds: number, headers: Record<string, string>): Promise<autocannon.Result> {
+  return autocannon({ url: `${url}/hello`, connections: 64, pipelining: 1, duration: seconds, headers });
+}
+
+/** Sends `rate` requests a second on a fixed schedule; latency runs from each scheduled time. */
+async function openLoop(url: string, rate: number, seconds: number, headers: Record<string, string>) {
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const agent = new Agent({ connections: 256, pipelining: 1 });
+  const intervalNs = 1e9 / rate;
+  const total = Math.floor(rate * seconds);
+  const start = process.hrtime.bigint();
+  let errors = 0;
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const scheduled = start + BigInt(Math.round(i * intervalNs));
+    const wait = Number(scheduled - process.hrtime.bigint()) / 1e6;
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(
+      request(`${url}/hello`, { headers, dispatcher: agent })
+        .then(async (res) => {
+          await res.body.dump();
+          if (res.statusCode !== 200) errors++;
+        })
+        .catch(() => {
+          errors++;
+        })
+        .finally(() => {
+          histogram.recordValue(Number(process.hrtime.bigint() - scheduled) / 1000);
+        }),
+    );
+  }
+  await Promise.all(inflight);
+  await agent.close();
+  const ms = (p: number) => Math.round(histogram.getValueAtPercentile(p) / 10) / 100;
+  return { rate, requests: total, errors, p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: ms(100) };
+}
+
+async function jwtVerifyMicros(issuer: TestIssuer, iterations: number): Promise<number> {
+  const verifier = new AccessTokenVerifier({ jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: issuer.audience });
+  const token = await issuer.token({ subject: 'bench-user', roles: ['consumer'] });
+  for (let i = 0; i < 500; i++) await verifier.verify(token);
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) await verifier.verify(token);
+  return Math.round(Number(process.hrtime.bigint() - started) / 1000 / iterations * 10) / 10;
+}
+
+/** A collector stand-in: takes OTLP/HTTP posts and drops them, counting spans' batches. */
+async function otlpSink(): Promise<{ url: string; batches: () => number; close: () => void }> {
+  let batches = 0;
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      batches++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    batches: () => batches,
+    close: () => server.close(),
+  };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const seconds = quick ? 5 : 12;
+  const warmup = quick ? 1 : 3;
+  const rounds = quick ? 1 : 3;
+  const began = Date.now();
+  const issuer = await TestIssuer.start({ alg: 'ES256' });
+  const sink = await otlpSink();
+  const token = await issuer.token({ subject: 'bench-user', roles: ['consumer'], expiresIn: 3600 });
+  const headers = { authorization: `Bearer ${token}` };
+  const env = {
+    BENCH_JWKS_URL: issuer.jwksUrl,
+    BENCH_ISSUER: issuer.issuer,
+    BENCH_AUDIENCE: issuer.audience,
+    BENCH_OTLP_URL: sink.url,
+  };
+
+  const jwtUs = await jwtVerifyMicros(issuer, quick ? 5_000 : 20_000);
+
+  const rates: Record<'bare' | 'runtime', number[]> = { bare: [], runtime: [] };
+  const non2xx: Record<'bare' | 'runtime', number> = { bare: 0, runtime: 0 };
+  for (let round = 0; round < rounds; round++) {
+    for (const kind of ['bare', 'runtime'] as const) {
+      const child = await startChild(kind, env);
+      await cannon(child.url, warmup, headers);
+      const result = await cannon(child.url, seconds, headers);
+      rates[kind].push(Math.round(result.requests.average));
+      non2xx[kind] += result.non2xx + result.errors;
+      await child.stop();
+    }
+  }
+  const runtimeRate = median(rates.runtime);
+  const bareRate = median(rates.bare);
+
+  const child = await startChild('runtime', env);
+  await cannon(child.url, warmup, headers);
+  const latency = await openLoop(child.url, Math.max(100, Math.round(runtimeRate / 2)), quick ? 4 : 10, headers);
+  await child.stop();
+  sink.close();
+  await issuer.close();
+
+  const results = {
+    runtime_req_per_s: runtimeRate,
+    bare_fastify_req_per_s: bareRate,
+    runtime_to_bare_ratio: Math.round((runtimeRate / bareRate) * 1000) / 1000,
+    jwt_verify_us: jwtUs,
+    jwt_algorithm: 'ES256',
+    runtime_open_loop_rate_per_s: latency.rate,
+    runtime_open_loop_p50_ms: latency.p50,
+    runtime_open_loop_p90_ms: latency.p90,
+    runtime_open_loop_p99_ms: latency.p99,
+    runtime_open_loop_p999_ms: latency.p999,
+    runtime_open_loop_max_ms: latency.max,
+    runtime_open_loop_errors: latency.errors,
+    runtime_non_2xx: non2xx.runtime,
+    bare_non_2xx: non2xx.bare,
+    otlp_batches_received: sink.batches(),
+    connections: 64,
+    seconds_per_measurement: seconds,
+    rounds,
+    quick,
+    node: process.version,
+    duration_s: Math.round((Date.now() - began) / 100) / 10,
+  };
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL('./results/service.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+  console.log('\nFerry service runtime benchmark (127.0.0.1, GET /hello)\n');
+  console.table({
+    'runtime (log, metrics, tracing+OTLP, JWT)': { 'req/s': runtimeRate, rounds: rates.runtime.join(' / ') },
+    'bare Fastify': { 'req/s': bareRate, rounds: rates.bare.join(' / ') },
+  });
+  console.table({
+    [`runtime open loop @ ${latency.rate}/s`]: {
+      'p50 ms': latency.p50,
+      'p90 ms': latency.p90,
+      'p99 ms': latency.p99,
+      'p99.9 ms': latency.p999,
+      errors: latency.errors,
+    },
+  });
+  console.log(`runtime / bare = ${results.runtime_to_bare_ratio} (target >= 0.6); JWT verify (ES256) = ${jwtUs} us`);
+  console.log(`wrote bench/results/service.json in ${results.duration_s} s`);
+}

@@ -1,0 +1,55 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+
+/** A child Node process running a TypeScript file; it can be killed hard and started again. */
+export class ProcessHandle {
+  #child: ChildProcess | undefined;
+  kills = 0;
+  output = '';
+
+  constructor(
+    private readonly script: string,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  /** Starts the process and waits for it to print `ready`. */
+  async start(): Promise<void> {
+    const child = spawn(process.execPath, ['--import', 'tsx', this.script], {
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#child = child;
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (chunk: Buffer) => {
+        this.output += chunk.toString();
+        if (this.output.includes('ready')) resolve();
+      });
+      child.stderr!.on('data', (chunk: Buffer) => {
+        this.output += chunk.toString();
+      });
+      child.once('exit', (code, signal) => reject(new Error(`${this.script} exited (${code ?? signal}) before ready:\n${this.output.slice(-2000)}`)));
+    });
+    await ready;
+  }
+
+  /** SIGKILL: no shutdown hooks, no goodbyes. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+    this.kills++;
+    this.#child = undefined;
+  }
+
+  /** SIGTERM, then wait for a clean exit. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    await exited;
+    this.#child = undefined;
+  }
+}
