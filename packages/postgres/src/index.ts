@@ -20,4 +20,5 @@ export * from './relay/polling-relay.js';
 export * from './relay/relay-events.js';
 export * from './runtime/database-server.js';
 export * from './runtime/postgres-messaging.js';
+export * from './transient-errors.js';
 export * from './tx.js';

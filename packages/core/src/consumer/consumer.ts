@@ -41,6 +41,13 @@ export type ConsumerEvent =
       readonly error: unknown;
     }
   | {
+      readonly kind: 'transient-failure';
+      readonly group: string;
+      readonly message: Message;
+      readonly delayMs: number;
+      readonly error: unknown;
+    }
+  | {
       readonly kind: 'dead-lettered';
       readonly group: string;
       readonly message: WireMessage;
@@ -67,6 +74,13 @@ export interface ConsumerOptions<Tx> {
   readonly concurrency?: number;
   readonly retry?: Partial<RetryPolicy>;
   readonly onEvent?: (event: ConsumerEvent) => void;
+  /**
+   * Tells infrastructure failures (the database restarting, a lost connection) from a handler's
+   * own failures. A transient failure is retried without counting an attempt, so a database
+   * outage never dead-letters good messages. Failures of the inbox itself (begin, commit) are
+   * always transient. Default: none of the handler's errors are.
+   */
+  readonly isTransient?: (error: unknown) => boolean;
   /** Injected for tests. */
   readonly sleep?: (ms: number) => Promise<void>;
 }
@@ -196,12 +210,19 @@ export class MessageConsumer<Tx> {
   }
 
   async #handleWithRetries(route: Route<Tx>, message: Message, wire: WireMessage): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
+    let transientFailures = 0;
+    for (let attempt = 1; ; ) {
       const started = performance.now();
+      let handlerFailed = false;
       try {
-        const result = await this.options.inbox.handle(this.group, message.id, (tx) =>
-          route.handler({ tx, message, attempt }),
-        );
+        const result = await this.options.inbox.handle(this.group, message.id, async (tx) => {
+          try {
+            await route.handler({ tx, message, attempt });
+          } catch (error) {
+            handlerFailed = true;
+            throw error;
+          }
+        });
         if (result === 'duplicate') {
           this.stats.duplicates++;
           this.options.onEvent?.({ kind: 'duplicate', group: this.group, message });
@@ -212,14 +233,23 @@ export class MessageConsumer<Tx> {
         }
         return;
       } catch (error) {
-        const final = error instanceof NonRetryableError || attempt >= this.#policy.maxAttempts;
-        if (final) return this.#deadLetter(wire, `handler failed: ${describe(error)}`, attempt, error);
         // Shutting down: leave the message unacknowledged so that another member retries it.
         if (this.#stopping) throw error;
+        const transient = !handlerFailed || (this.options.isTransient?.(error) ?? false);
+        if (transient && !(error instanceof NonRetryableError)) {
+          transientFailures++;
+          const delayMs = backoffDelay(this.#policy, Math.min(transientFailures, 30));
+          this.options.onEvent?.({ kind: 'transient-failure', group: this.group, message, delayMs, error });
+          await this.#sleep(delayMs);
+          continue;
+        }
+        const final = error instanceof NonRetryableError || attempt >= this.#policy.maxAttempts;
+        if (final) return this.#deadLetter(wire, `handler failed: ${describe(error)}`, attempt, error);
         const delayMs = backoffDelay(this.#policy, attempt);
         this.stats.retries++;
         this.options.onEvent?.({ kind: 'retrying', group: this.group, message, attempt, delayMs, error });
         await this.#sleep(delayMs);
+        attempt++;
       }
     }
   }

@@ -225,3 +225,50 @@ describe('MessageConsumer', () => {
     await consumer.stop();
   });
 });
+
+describe('MessageConsumer and infrastructure failures', () => {
+  it('retries an inbox failure (the database restarting) without counting it as an attempt', async () => {
+    const broker = new MemoryBroker({ redeliveryDelayMs: 5 });
+    const deadLetters = new MemoryDeadLetterStore(broker);
+    const real = new MemoryInbox();
+    let outage = 12; // more failures than maxAttempts
+    const inbox = {
+      handle: (group: string, id: string, work: (tx: MemoryTransaction) => Promise<void>) =>
+        outage-- > 0 ? Promise.reject(new Error('connection refused')) : real.handle(group, id, work),
+    };
+    const effects: string[] = [];
+    const consumer = new MessageConsumer<MemoryTransaction>({
+      group: 'g',
+      broker,
+      inbox,
+      deadLetters,
+      retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 2 },
+    }).on(PlaceOrder, async ({ message }) => void effects.push(message.payload.orderId));
+    await consumer.start();
+    const messaging = new Messaging<MemoryTransaction>(new MemoryOutbox(broker));
+    await place(messaging, 'o-outage');
+    await waitFor(() => effects.length === 1, 'handled after the outage');
+    expect(consumer.stats.deadLettered).toBe(0);
+    await consumer.stop();
+  });
+
+  it('treats handler errors the classifier calls transient the same way', async () => {
+    const broker = new MemoryBroker({ redeliveryDelayMs: 5 });
+    let failures = 6;
+    const consumer = new MessageConsumer<MemoryTransaction>({
+      group: 'g',
+      broker,
+      inbox: new MemoryInbox(),
+      deadLetters: new MemoryDeadLetterStore(broker),
+      retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 2 },
+      isTransient: (e) => (e as Error).message === 'terminating connection due to administrator command',
+    }).on(PlaceOrder, async () => {
+      if (failures-- > 0) throw new Error('terminating connection due to administrator command');
+    });
+    await consumer.start();
+    await place(new Messaging<MemoryTransaction>(new MemoryOutbox(broker)), 'o-x');
+    await waitFor(() => consumer.stats.handled === 1, 'handled');
+    expect(consumer.stats.deadLettered).toBe(0);
+    await consumer.stop();
+  });
+});

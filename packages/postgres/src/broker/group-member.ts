@@ -108,19 +108,28 @@ export class GroupMember implements PartitionWorkerHost, Subscription {
     const members = Math.max(1, Number(live[0]?.n ?? 1));
     const share = Math.ceil(this.partitions / members);
     // Renew what we hold; a partition missing from the answer was lost.
-    const { rows: renewed } = await this.pool.query<{ partition: number }>(
+    const { rows: renewed } = await this.pool.query<{ partition: number; committed_seq: string }>(
       `UPDATE ferry_broker.offsets SET lease_until = now() + make_interval(secs => $4)
-        WHERE channel = $1 AND group_name = $2 AND owner = $3 RETURNING partition`,
+        WHERE channel = $1 AND group_name = $2 AND owner = $3 RETURNING partition, committed_seq`,
       [this.channel, this.group, this.memberId, leaseSeconds],
     );
     const deadline = started + this.settings.leaseMs * 0.8;
-    const held = new Set(renewed.map((r) => r.partition));
+    const held = new Map(renewed.map((r) => [r.partition, BigInt(r.committed_seq)]));
     for (const [partition, worker] of this.#workers) {
       if (held.has(partition)) worker.leaseDeadline = deadline;
       else {
         worker.abandoned = true;
         this.#workers.delete(partition);
       }
+    }
+    if (this.#closed) return;
+    // A partition still held but without a worker (its worker retired after dropping messages,
+    // e.g. when the database was unreachable): resume it from the committed offset.
+    for (const [partition, committed] of held) {
+      if (this.#workers.has(partition)) continue;
+      const worker = new PartitionWorker(this, partition, committed, deadline);
+      this.#workers.set(partition, worker);
+      worker.fetch();
     }
     if (this.#closed) return;
     if (this.#workers.size > share) {

@@ -138,8 +138,16 @@ export class PartitionWorker {
     if (this.#inFlight <= this.host.windowSize / 2) this.fetch();
   }
 
-  /** The item was dropped unsettled (worker stopping or lease lost): it will be delivered again. */
+  /**
+   * The item was dropped unsettled (worker stopping, or its lease in doubt): it must be delivered
+   * again, so this worker, whose cursor has moved past it, is retired. While the member still holds
+   * the partition its next heartbeat starts a new worker from the committed offset.
+   */
   dropped(): void {
+    if (!this.abandoned) {
+      this.abandoned = true;
+      this.host.lost(this);
+    }
     this.#release();
   }
 

@@ -112,10 +112,14 @@ for (const target of postgresTargets()) {
       listener.on('notification', () => notifications++);
       await listener.query('LISTEN ferry_outbox');
       const send = (id: string) =>
-        withTransaction(pool, (tx) => messaging.publishEvents(tx, { type: 'Order', id }, [event(OrderCreated, { orderId: id })]));
+        withTransaction(pool, (tx) =>
+          messaging.publishEvents(tx, { type: 'Order', id }, [event(OrderCreated, { orderId: id })]),
+        );
       await pool.query('UPDATE ferry.relay_state SET waiting_until = NULL');
       await send('busy-1');
-      await pool.query("UPDATE ferry.relay_state SET waiting_until = clock_timestamp() + interval '1 minute'");
+      await pool.query(
+        "UPDATE ferry.relay_state SET waiting_until = clock_timestamp() + interval '1 minute'",
+      );
       await send('waiting-1');
       await new Promise((r) => setTimeout(r, 100));
       await listener.end();

@@ -7,6 +7,7 @@ import { migrate } from '../migrations/migrate.js';
 import { PostgresOutbox } from '../outbox/postgres-outbox.js';
 import { PollingRelay, type PollingRelayOptions } from '../relay/polling-relay.js';
 import type { MessageRelay } from '../relay/relay-events.js';
+import { isTransientPgError } from '../transient-errors.js';
 import type { TxHandle } from '../tx.js';
 
 /** Options of {@link createPostgresMessaging}. */
@@ -79,6 +80,7 @@ export function createPostgresMessaging(options: PostgresMessagingOptions): Post
         broker: options.broker,
         inbox,
         deadLetters,
+        isTransient: isTransientPgError,
         ...consumerOptions,
         group,
       });
