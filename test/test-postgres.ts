@@ -28,7 +28,9 @@ export async function startTestPostgres() {
     url: server.url,
     stop: async () => {
       await rm(me, { force: true });
-      const others = existsSync(USERS) ? (await readdir(USERS)).map(Number).filter((pid) => pid !== process.pid && alive(pid)) : [];
+      const others = existsSync(USERS)
+        ? (await readdir(USERS)).map(Number).filter((pid) => pid !== process.pid && alive(pid))
+        : [];
       if (others.length > 0) return;
       if (server.reused) {
         // Started by a run that has ended: stop it through a fresh handle on the same directory.

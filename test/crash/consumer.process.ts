@@ -1,5 +1,5 @@
 import { defineEvent, MessageConsumer } from '@ferry/core';
-import { PostgresDeadLetterStore, PostgresInbox } from '@ferry/postgres';
+import { isTransientPgError, PostgresDeadLetterStore, PostgresInbox } from '@ferry/postgres';
 import pg from 'pg';
 import { z } from 'zod';
 import { openBroker, readConfig } from './crash-config.js';
@@ -23,8 +23,10 @@ const consumers = ['group-a', 'group-b'].map((group) =>
     inbox,
     deadLetters,
     concurrency: 8,
+    isTransient: isTransientPgError,
     onEvent: (e) => {
-      if (e.kind === 'duplicate') void pool.query('INSERT INTO duplicates (group_name) VALUES ($1)', [group]).catch(() => {});
+      if (e.kind === 'duplicate')
+        void pool.query('INSERT INTO duplicates (group_name) VALUES ($1)', [group]).catch(() => {});
     },
   }).on(
     Tick,

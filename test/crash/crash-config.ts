@@ -1,5 +1,7 @@
 import type { Broker } from '@ferry/core';
+import { NatsBroker } from '@ferry/nats';
 import { PostgresBroker } from '@ferry/postgres';
+import { RabbitMqBroker } from '@ferry/rabbitmq';
 
 /** What a crash-test process needs; passed as JSON in FERRY_CRASH_CONFIG. */
 export interface CrashConfig {
@@ -20,12 +22,23 @@ export function readConfig(): CrashConfig {
   return JSON.parse(raw) as CrashConfig;
 }
 
-/** Opens the broker the config names. */
+/**
+ * Opens the broker the config names, with short leases and redelivery timers so that a killed
+ * member's work moves within seconds.
+ */
 export async function openBroker(config: CrashConfig): Promise<Broker> {
   switch (config.broker) {
     case 'postgres':
       return PostgresBroker.connect({ connectionString: config.brokerUrl, leaseMs: 2000, partitions: 8 });
-    default:
-      throw new Error(`crash test broker ${config.broker} is not wired yet`);
+    case 'nats':
+      return NatsBroker.connect({
+        servers: config.brokerUrl,
+        namespace: config.namespace,
+        partitions: 8,
+        leaseTtlMs: 2000,
+        ackWaitMs: 3000,
+      });
+    case 'rabbitmq':
+      return RabbitMqBroker.connect({ url: config.brokerUrl, namespace: config.namespace, partitions: 8 });
   }
 }

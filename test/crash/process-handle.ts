@@ -5,7 +5,10 @@ import { once } from 'node:events';
 export class ProcessHandle {
   #child: ChildProcess | undefined;
   kills = 0;
+  /** Exits nobody asked for (a crash of the process itself); the crash test expects none. */
+  unexpectedExits = 0;
   output = '';
+  #expectingExit = false;
 
   constructor(
     private readonly script: string,
@@ -19,6 +22,12 @@ export class ProcessHandle {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.#child = child;
+    this.#expectingExit = false;
+    child.once('exit', (code, signal) => {
+      if (this.#expectingExit) return;
+      this.unexpectedExits++;
+      this.output += `\n[exited by itself: ${code ?? signal}]\n`;
+    });
     const ready = new Promise<void>((resolve, reject) => {
       child.stdout!.on('data', (chunk: Buffer) => {
         this.output += chunk.toString();
@@ -27,7 +36,11 @@ export class ProcessHandle {
       child.stderr!.on('data', (chunk: Buffer) => {
         this.output += chunk.toString();
       });
-      child.once('exit', (code, signal) => reject(new Error(`${this.script} exited (${code ?? signal}) before ready:\n${this.output.slice(-2000)}`)));
+      child.once('exit', (code, signal) =>
+        reject(
+          new Error(`${this.script} exited (${code ?? signal}) before ready:\n${this.output.slice(-2000)}`),
+        ),
+      );
     });
     await ready;
   }
@@ -35,7 +48,8 @@ export class ProcessHandle {
   /** SIGKILL: no shutdown hooks, no goodbyes. */
   async kill(): Promise<void> {
     const child = this.#child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.#expectingExit = true;
     const exited = once(child, 'exit');
     child.kill('SIGKILL');
     await exited;
@@ -47,6 +61,7 @@ export class ProcessHandle {
   async stop(): Promise<void> {
     const child = this.#child;
     if (!child || child.exitCode !== null) return;
+    this.#expectingExit = true;
     const exited = once(child, 'exit');
     child.kill('SIGTERM');
     await exited;

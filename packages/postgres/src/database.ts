@@ -22,22 +22,43 @@ export async function ensureDatabase(adminUrl: string, name: string): Promise<vo
   }
 }
 
+const guarded = new WeakSet<pg.ClientBase>();
+const ignore = () => {};
+
+/**
+ * Takes a client from the pool with an `error` listener on it. node-postgres emits a checked-out
+ * client's connection errors (the server restarting, a cut connection) as an `error` event,
+ * which without a listener crashes the process; with one, the error surfaces where it belongs:
+ * as the rejection of the query in flight or the next one.
+ */
+export async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
+  const client = await pool.connect();
+  if (!guarded.has(client)) {
+    client.on('error', ignore);
+    guarded.add(client);
+  }
+  return client;
+}
+
 /**
  * Runs `work` in a transaction on a client from `pool`: commit on success, rollback on error.
  * @example
  * await withTransaction(pool, async (tx) => { await tx.query('UPDATE ...'); await outbox.append(tx, messages); });
  */
 export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
+  let broken = false;
   try {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
     throw error;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }

@@ -1,5 +1,6 @@
 import type { Inbox, InboxResult } from '@ferry/core';
 import type pg from 'pg';
+import { checkout } from '../database.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -17,7 +18,7 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
     work: (tx: pg.PoolClient) => Promise<void>,
   ): Promise<InboxResult> {
     if (!UUID.test(messageId)) throw new TypeError(`message id is not a UUID: ${messageId}`);
-    const client = await this.pool.connect();
+    const client = await checkout(this.pool);
     let broken = false;
     try {
       // BEGIN and the inbox insert in one round trip (simple protocol; both values are escaped).

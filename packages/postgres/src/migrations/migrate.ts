@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { checkout } from '../database.js';
 
 /** One schema change; applied once, in order of `version`, inside a transaction. */
 export interface Migration {
@@ -17,7 +18,7 @@ export async function migrate(
   set: string,
   migrations: readonly Migration[],
 ): Promise<string[]> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
   const applied: string[] = [];
   try {
     await client.query("SELECT pg_advisory_lock(hashtext('ferry.migrations'), hashtext($1))", [set]);

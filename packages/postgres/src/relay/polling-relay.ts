@@ -1,5 +1,6 @@
 import type { Broker, WireMessage } from '@ferry/core';
 import type pg from 'pg';
+import { checkout } from '../database.js';
 import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/postgres-outbox.js';
 import { PgListener } from './listener.js';
 import type { MessageRelay, RelayEvent, RelayLag } from './relay-events.js';
@@ -110,7 +111,7 @@ export class PollingRelay implements MessageRelay {
 
   /** Relays one batch; resolves to the number of messages published. Exposed for tests and tools. */
   async relayBatch(): Promise<number> {
-    const client = await this.options.pool.connect();
+    const client = await checkout(this.options.pool);
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -168,7 +169,7 @@ export class PollingRelay implements MessageRelay {
   /** Deletes published rows older than the retention; one relay purges at a time. */
   async purge(): Promise<number> {
     const retentionMs = this.options.retentionMs ?? 24 * 3600_000;
-    const client = await this.options.pool.connect();
+    const client = await checkout(this.options.pool);
     try {
       const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
         PURGE_LOCK,
