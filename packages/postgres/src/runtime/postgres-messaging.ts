@@ -5,7 +5,7 @@ import { PostgresInbox } from '../inbox/postgres-inbox.js';
 import { messagingMigrations } from '../migrations/messaging.migrations.js';
 import { migrate } from '../migrations/migrate.js';
 import { PostgresOutbox } from '../outbox/postgres-outbox.js';
-import { PollingRelay, type PollingRelayOptions } from '../relay/polling-relay.js';
+import { createRelay, type RelaySettings } from '../relay/relay-config.js';
 import type { MessageRelay } from '../relay/relay-events.js';
 import { isTransientPgError } from '../transient-errors.js';
 import type { TxHandle } from '../tx.js';
@@ -17,8 +17,11 @@ export interface PostgresMessagingOptions {
   readonly broker: Broker;
   /** Connections in the service's pool (default 10). */
   readonly poolSize?: number;
-  /** Polling relay settings; `false` runs no relay in this process. */
-  readonly relay?: Omit<PollingRelayOptions, 'pool' | 'connectionString' | 'broker'> | false;
+  /**
+   * The relay and its settings: the polling relay (the default; `kind` may be left out) or
+   * `{ kind: 'tailing', ... }` for transaction log tailing; `false` runs no relay in this process.
+   */
+  readonly relay?: RelaySettings | false;
 }
 
 /** Everything a service needs to send and receive messages through its database. */
@@ -43,8 +46,8 @@ export interface PostgresMessaging {
 }
 
 /**
- * Wires a service's messaging on PostgreSQL: outbox, polling relay, inbox, dead letters and
- * consumers over the given broker.
+ * Wires a service's messaging on PostgreSQL: outbox, relay (polling, or transaction log
+ * tailing with `relay: { kind: 'tailing' }`), inbox, dead letters and consumers over the given broker.
  *
  * @example
  * const m = await createPostgresMessaging({ connectionString, broker });
@@ -60,8 +63,7 @@ export function createPostgresMessaging(options: PostgresMessagingOptions): Post
   const relay =
     options.relay === false
       ? undefined
-      : new PollingRelay({
-          ...options.relay,
+      : createRelay(options.relay ?? {}, {
           pool,
           connectionString: options.connectionString,
           broker: options.broker,
