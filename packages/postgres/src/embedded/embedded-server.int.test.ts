@@ -1,0 +1,61 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startEmbeddedPostgres, stopEmbeddedPostgres } from './embedded-server.js';
+
+describe('embedded PostgreSQL', () => {
+  let dir: string | undefined;
+  afterAll(async () => {
+    if (dir) {
+      await stopEmbeddedPostgres(join(dir, 'pg'));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  const query = async (url: string, sql: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return (await client.query(sql)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+
+  it('initialises a data directory with logical replication, keeps data across restarts on the same port, and is reused while running', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-embedded-'));
+    await chmod(dir, 0o755); // mkdtemp makes it 0700; the server may run as another user
+    const dataDir = join(dir, 'pg');
+    const first = await startEmbeddedPostgres({ dataDir });
+    expect(first.reused).toBe(false);
+    expect(await query(first.url, "SELECT current_setting('wal_level') AS w")).toEqual([{ w: 'logical' }]);
+    await query(first.url, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')");
+
+    const again = await startEmbeddedPostgres({ dataDir });
+    expect(again.reused).toBe(true);
+    expect(again.port).toBe(first.port);
+
+    await first.stop();
+    const restarted = await startEmbeddedPostgres({ dataDir });
+    expect(restarted.reused).toBe(false);
+    expect(restarted.port).toBe(first.port);
+    expect(await query(restarted.url, 'SELECT v FROM kept')).toEqual([{ v: 'still here' }]);
+    await restarted.stop();
+  });
+
+  it.runIf(process.getuid?.() === 0)(
+    'as root, names a data directory the postgres user cannot reach',
+    async () => {
+      const closed = await mkdtemp(join(tmpdir(), 'ferry-closed-'));
+      try {
+        await expect(startEmbeddedPostgres({ dataDir: join(closed, 'pg') })).rejects.toThrow(
+          new RegExp(`cannot enter ${closed}; allow it \\(chmod o\\+x`),
+        );
+      } finally {
+        await rm(closed, { recursive: true, force: true });
+      }
+    },
+  );
+});
