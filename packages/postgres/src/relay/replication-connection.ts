@@ -25,33 +25,29 @@ function quoteLiteral(value: string): string {
 /**
  * A logical replication connection (`replication=database`) on node-postgres: replication
  * commands before streaming, then `START_REPLICATION` in CopyBoth mode, frames to a callback
- * and standby status updates back. `closed` settles once the connection ends, with the error
- * that ended it (undefined after {@link ReplicationConnection.close}).
+ * and standby status updates back. `closed` settles once the connection or its stream ends,
+ * with the error that ended it (undefined after {@link ReplicationConnection.close}).
  */
 export class ReplicationConnection {
   readonly closed: Promise<Error | undefined>;
+  readonly #settle: (error: Error | undefined) => void;
   #closing = false;
 
-  private constructor(
-    private readonly client: pg.Client,
-    closed: Promise<Error | undefined>,
-  ) {
-    this.closed = closed;
+  private constructor(private readonly client: pg.Client) {
+    let settle!: (error: Error | undefined) => void;
+    this.closed = new Promise<Error | undefined>((resolve) => {
+      settle = resolve;
+    });
+    this.#settle = (error) => settle(this.#closing ? undefined : error);
   }
 
   /** Opens a replication connection to the database of `connectionString`. */
   static async connect(connectionString: string): Promise<ReplicationConnection> {
     const config: ReplicationClientConfig = { connectionString, replication: 'database' };
     const client = new pg.Client(config);
-    let settle!: (error: Error | undefined) => void;
-    const closed = new Promise<Error | undefined>((resolve) => {
-      settle = resolve;
-    });
-    const connection = new ReplicationConnection(client, closed);
-    client.on('error', (error) => settle(connection.#closing ? undefined : error));
-    client.on('end', () =>
-      settle(connection.#closing ? undefined : new Error('replication connection ended by the server')),
-    );
+    const connection = new ReplicationConnection(client);
+    client.on('error', (error) => connection.#settle(error));
+    client.on('end', () => connection.#settle(new Error('replication connection ended by the server')));
     try {
       await client.connect();
     } catch (error) {
@@ -77,14 +73,21 @@ export class ReplicationConnection {
       if (frame) onFrame(frame);
     });
     await new Promise<void>((resolve, reject) => {
-      connection.once('replicationStart', resolve);
+      let started = false;
+      connection.once('replicationStart', () => {
+        started = true;
+        resolve();
+      });
+      // The command settles when streaming ends: before it started, the server refused it;
+      // after, the server stopped streaming (an error in the walsender leaves the connection open).
+      const ended = (error: Error) => (started ? this.#settle(error) : reject(error));
       this.client
         .query(
           `START_REPLICATION SLOT ${quoteIdentifier(slot)} LOGICAL 0/0 (proto_version '1', publication_names ${quoteLiteral(quoteIdentifier(publication))})`,
         )
         .then(
-          () => reject(new Error('replication stream ended before it started')),
-          (error: unknown) => reject(error),
+          () => ended(new Error('the server ended the replication stream')),
+          (error: unknown) => ended(error instanceof Error ? error : new Error(String(error))),
         );
     });
   }
