@@ -9,7 +9,7 @@ import {
   withTransaction,
 } from '@ferry/postgres';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import type { CrashConfig } from './crash-config.js';
 import {
@@ -103,6 +103,8 @@ function crashScenario(relay: CrashConfig['relay'], broker: CrashConfig['broker'
         producerDbUrl: urls.producer,
         consumerDbUrl: urls.consumer,
       };
+      // The shared RabbitMQ is cleaned up whatever the outcome; failed runs keep only their databases.
+      if (broker === 'rabbitmq') onTestFinished(() => deleteRabbitMqNamespace(rabbitUrl!, config.namespace));
       const env = { FERRY_CRASH_CONFIG: JSON.stringify(config) };
       const relayProcess = new ProcessHandle('test/crash/relay.process.ts', env);
       const consumerProcess = new ProcessHandle('test/crash/consumer.process.ts', env);
@@ -217,7 +219,6 @@ function crashScenario(relay: CrashConfig['relay'], broker: CrashConfig['broker'
       await admin.connect();
       for (const db of Object.values(names)) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
       await admin.end();
-      if (broker === 'rabbitmq') await deleteRabbitMqNamespace(rabbitUrl!, config.namespace);
     });
   });
 }
