@@ -23,10 +23,6 @@ import { z } from 'zod';
  * of one JWT verification. Writes bench/results/service.json.
  */
 
-const role = process.argv.includes('--serve') ? process.argv[process.argv.indexOf('--serve') + 1] : undefined;
-if (role) await serve(role as 'bare' | 'runtime');
-else await main();
-
 /** The server side, in a child process: reports its port to the parent over IPC. */
 async function serve(kind: 'bare' | 'runtime'): Promise<void> {
   if (kind === 'bare') {
@@ -96,7 +92,11 @@ function cannon(url: string, seconds: number, headers: Record<string, string>): 
 
 /** Sends `rate` requests a second on a fixed schedule; latency runs from each scheduled time. */
 async function openLoop(url: string, rate: number, seconds: number, headers: Record<string, string>) {
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   const agent = new Agent({ connections: 256, pipelining: 1 });
   const intervalNs = 1e9 / rate;
   const total = Math.floor(rate * seconds);
@@ -124,16 +124,29 @@ async function openLoop(url: string, rate: number, seconds: number, headers: Rec
   await Promise.all(inflight);
   await agent.close();
   const ms = (p: number) => Math.round(histogram.getValueAtPercentile(p) / 10) / 100;
-  return { rate, requests: total, errors, p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: ms(100) };
+  return {
+    rate,
+    requests: total,
+    errors,
+    p50: ms(50),
+    p90: ms(90),
+    p99: ms(99),
+    p999: ms(99.9),
+    max: ms(100),
+  };
 }
 
 async function jwtVerifyMicros(issuer: TestIssuer, iterations: number): Promise<number> {
-  const verifier = new AccessTokenVerifier({ jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: issuer.audience });
+  const verifier = new AccessTokenVerifier({
+    jwksUrl: issuer.jwksUrl,
+    issuer: issuer.issuer,
+    audience: issuer.audience,
+  });
   const token = await issuer.token({ subject: 'bench-user', roles: ['consumer'] });
   for (let i = 0; i < 500; i++) await verifier.verify(token);
   const started = process.hrtime.bigint();
   for (let i = 0; i < iterations; i++) await verifier.verify(token);
-  return Math.round(Number(process.hrtime.bigint() - started) / 1000 / iterations * 10) / 10;
+  return Math.round((Number(process.hrtime.bigint() - started) / 1000 / iterations) * 10) / 10;
 }
 
 /** A collector stand-in: takes OTLP/HTTP posts and drops them, counting spans' batches. */
@@ -192,7 +205,12 @@ async function main(): Promise<void> {
 
   const child = await startChild('runtime', env);
   await cannon(child.url, warmup, headers);
-  const latency = await openLoop(child.url, Math.max(100, Math.round(runtimeRate / 2)), quick ? 4 : 10, headers);
+  const latency = await openLoop(
+    child.url,
+    Math.max(100, Math.round(runtimeRate / 2)),
+    quick ? 4 : 10,
+    headers,
+  );
   await child.stop();
   sink.close();
   await issuer.close();
@@ -236,6 +254,12 @@ async function main(): Promise<void> {
       errors: latency.errors,
     },
   });
-  console.log(`runtime / bare = ${results.runtime_to_bare_ratio} (target >= 0.6); JWT verify (ES256) = ${jwtUs} us`);
+  console.log(
+    `runtime / bare = ${results.runtime_to_bare_ratio} (target >= 0.6); JWT verify (ES256) = ${jwtUs} us`,
+  );
   console.log(`wrote bench/results/service.json in ${results.duration_s} s`);
 }
+
+const role = process.argv.includes('--serve') ? process.argv[process.argv.indexOf('--serve') + 1] : undefined;
+if (role) await serve(role as 'bare' | 'runtime');
+else await main();

@@ -48,6 +48,17 @@ export interface AccessTokenOptions {
   readonly jwksCacheMaxAgeMs?: number | undefined;
   /** Least time between two fetches caused by unknown keys (default 30 s). */
   readonly jwksCooldownMs?: number | undefined;
+  /** Verified tokens remembered, so a client's repeated calls are checked once (default 10 000; 0 turns it off). */
+  readonly cacheSize?: number | undefined;
+  /** Longest a verified token is remembered, whatever its expiry (default 60 s). */
+  readonly cacheTtlMs?: number | undefined;
+}
+
+interface CachedPrincipal {
+  readonly principal: Principal;
+  /** When the token expires, skew included, in ms since the epoch. */
+  readonly expiresAt: number;
+  readonly cachedAt: number;
 }
 
 /** The signature algorithms an access token may use: asymmetric only. */
@@ -63,6 +74,7 @@ export class AccessTokenVerifier {
   readonly #keys: JWTVerifyGetKey;
   readonly #algorithms: string[];
   readonly #rolesPath: string[];
+  readonly #cache = new Map<string, CachedPrincipal>();
 
   constructor(private readonly options: AccessTokenOptions) {
     const algorithms = [...(options.algorithms ?? ['RS256', 'ES256', 'PS256', 'EdDSA'])];
@@ -81,8 +93,37 @@ export class AccessTokenVerifier {
     else throw new Error('AUTH_JWKS_URL: an access-token verifier needs a JWKS URL or keys');
   }
 
-  /** The principal a valid token stands for; throws {@link InvalidTokenError} or {@link KeySetUnavailableError}. */
+  /**
+   * The principal a valid token stands for; throws {@link InvalidTokenError} or
+   * {@link KeySetUnavailableError}. A token verified before is answered from a bounded cache
+   * until it expires or `cacheTtlMs` passes, whichever is first.
+   */
   async verify(token: string): Promise<Principal> {
+    const now = Date.now();
+    const cached = this.#cache.get(token);
+    if (cached) {
+      this.#cache.delete(token);
+      if (cached.expiresAt > now && now - cached.cachedAt < (this.options.cacheTtlMs ?? 60_000)) {
+        this.#cache.set(token, cached);
+        return cached.principal;
+      }
+    }
+    const principal = await this.verifyUncached(token);
+    const size = this.options.cacheSize ?? 10_000;
+    if (size > 0) {
+      const exp = Number(principal.claims?.exp ?? 0) * 1000;
+      this.#cache.set(token, {
+        principal,
+        expiresAt: exp + (this.options.clockSkewSeconds ?? 30) * 1000,
+        cachedAt: now,
+      });
+      if (this.#cache.size > size) this.#cache.delete(this.#cache.keys().next().value!);
+    }
+    return principal;
+  }
+
+  /** Verifies the token's signature and claims now, without the cache. */
+  async verifyUncached(token: string): Promise<Principal> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.#keys, {

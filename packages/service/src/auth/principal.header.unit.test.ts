@@ -24,7 +24,11 @@ describe('the principal message header', () => {
     expect(principalHeaders(undefined)).toEqual({});
     expect(principalFromHeaders({})).toBeUndefined();
     expect(principalFromHeaders({ extra: { principal: '{not json' } })).toBeUndefined();
-    expect(principalFromHeaders({ extra: { principal: '{"sub":1,"roles":[],"scopes":[]}' } })).toBeUndefined();
-    expect(principalFromHeaders({ extra: { principal: '{"sub":"x","roles":"admin","scopes":[]}' } })).toBeUndefined();
+    expect(
+      principalFromHeaders({ extra: { principal: '{"sub":1,"roles":[],"scopes":[]}' } }),
+    ).toBeUndefined();
+    expect(
+      principalFromHeaders({ extra: { principal: '{"sub":"x","roles":"admin","scopes":[]}' } }),
+    ).toBeUndefined();
   });
 });

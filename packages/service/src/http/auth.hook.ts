@@ -8,6 +8,7 @@ import {
 import { hasRoles, hasScopes, type Principal } from '../auth/principal.js';
 import { withRequestScope } from '../context/request-context.js';
 import { PROBLEMS, ProblemError } from '../errors/problem.js';
+import { routeInfo } from './observability.hooks.js';
 
 /**
  * Who may call a route: `public` (no token looked at), `authenticated` (any valid token; the
@@ -39,8 +40,9 @@ const BEARER = /^Bearer ([A-Za-z0-9\-_=]+\.[A-Za-z0-9\-_=]*\.?[A-Za-z0-9\-_.+/=]
  */
 export function authHook(verifier: AccessTokenVerifier | undefined): onRequestHookHandler {
   return (request, reply, done) => {
-    const auth = request.routeOptions.config?.auth ?? 'authenticated';
-    if (!verifier || auth === 'public' || request.is404) return done();
+    const route = routeInfo(request);
+    const auth = route.config?.auth ?? 'authenticated';
+    if (!verifier || auth === 'public' || route.url === 'unmatched') return done();
     const header = request.headers.authorization;
     if (!header) {
       reply.header('www-authenticate', 'Bearer');

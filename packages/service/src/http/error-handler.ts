@@ -8,6 +8,7 @@ import { NoInstanceError } from '../discovery/service-discovery.js';
 import { PROBLEMS, type ProblemDetails, ProblemError, problemType } from '../errors/problem.js';
 import { fingerprint } from '../exceptions/exception.fingerprint.js';
 import type { ExceptionTracker } from '../exceptions/exception.tracker.js';
+import { routeInfo } from './observability.hooks.js';
 
 const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
 
@@ -87,7 +88,7 @@ export function installErrorHandling(
         .send({ ...expected, instance: request.url });
     }
     const print = fingerprint(error);
-    const where = { method: request.method, route: request.routeOptions.url ?? 'unmatched' };
+    const where = { method: request.method, route: routeInfo(request).url };
     if (tracker) void tracker.capture(error, where);
     else logger.error({ err: error, fingerprint: print, ...where }, `unexpected error: ${error.message}`);
     return reply

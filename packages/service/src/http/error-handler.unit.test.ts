@@ -8,8 +8,15 @@ import { expectedProblem } from './error-handler.js';
 
 describe('problem details for expected failures', () => {
   it('keeps a thrown ProblemError as it is, with its extensions', () => {
-    const problem = expectedProblem(new ProblemError(PROBLEMS.conflict, 'order is CANCEL_PENDING', { state: 'CANCEL_PENDING' }));
-    expect(problem).toMatchObject({ type: problemType('conflict'), status: 409, detail: 'order is CANCEL_PENDING', state: 'CANCEL_PENDING' });
+    const problem = expectedProblem(
+      new ProblemError(PROBLEMS.conflict, 'order is CANCEL_PENDING', { state: 'CANCEL_PENDING' }),
+    );
+    expect(problem).toMatchObject({
+      type: problemType('conflict'),
+      status: 409,
+      detail: 'order is CANCEL_PENDING',
+      state: 'CANCEL_PENDING',
+    });
   });
 
   it('lists each invalid field of a zod validation failure', () => {

@@ -9,13 +9,34 @@ import type { Tracing } from '../tracing/tracing.js';
 import { extractTraceContext } from '../tracing/w3c.js';
 
 const kSpan = Symbol('ferry.span');
+const kRoute = Symbol('ferry.route');
 const kStarted = Symbol('ferry.started');
 const kScope = Symbol('ferry.scope');
 
 interface Scoped {
+  [kRoute]?: RouteInfo;
   [kSpan]?: Span | undefined;
   [kStarted]?: number;
   [kScope]?: AsyncResource;
+}
+
+/** What the hooks need from a request's route, read once per request. */
+export interface RouteInfo {
+  /** The route template, `unmatched` for 404s. */
+  readonly url: string;
+  readonly config: FastifyRequest['routeOptions']['config'];
+}
+
+/** The request's route template and config (Fastify builds `routeOptions` anew on each read). */
+export function routeInfo(request: FastifyRequest): RouteInfo {
+  const scoped = request as FastifyRequest & Scoped;
+  let info = scoped[kRoute];
+  if (!info) {
+    const options = request.routeOptions;
+    info = { url: options.url ?? 'unmatched', config: options.config };
+    scoped[kRoute] = info;
+  }
+  return info;
 }
 
 /** Options of {@link observeRequests}. */
@@ -47,9 +68,25 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
     'route',
     'status_code',
   ]);
+  // Label children by method, route and status, so a request costs a map lookup, not a label hash.
+  const children = new Map<string, { count: () => void; observe: (seconds: number) => void }>();
+  const record = (method: string, route: string, status: number, seconds: number) => {
+    if (!requests || !duration) return;
+    const key = `${method} ${status} ${route}`;
+    let child = children.get(key);
+    if (!child) {
+      const labels = { method, route, status_code: status };
+      const counter = requests.labels(labels);
+      const histogram = duration.labels(labels);
+      child = { count: () => counter.inc(), observe: (s) => histogram.observe(s) };
+      if (children.size < 10_000) children.set(key, child);
+    }
+    child.count();
+    child.observe(seconds);
+  };
 
   app.addHook('onRequest', (request: FastifyRequest & Scoped, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
+    const route = routeInfo(request).url;
     request[kStarted] = performance.now();
     reply.header(CORRELATION_HEADER, request.id);
     const parent = extractTraceContext(request.headers, ROOT_CONTEXT);
@@ -69,11 +106,9 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
 
   app.addHook('onResponse', (request: FastifyRequest & Scoped, reply: FastifyReply, done) => {
     const status = reply.statusCode;
-    const route = request.routeOptions.url ?? 'unmatched';
+    const route = routeInfo(request).url;
     const seconds = (performance.now() - (request[kStarted] ?? performance.now())) / 1000;
-    const labels = { method: request.method, route, status_code: status };
-    requests?.inc(labels);
-    duration?.observe(labels, seconds);
+    record(request.method, route, status, seconds);
     const span = request[kSpan];
     if (span) {
       span.setAttribute('http.response.status_code', status);
@@ -107,7 +142,10 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
  */
 export function keepRequestContext(app: FastifyInstance): void {
   app.addHook('onRequest', (request: FastifyRequest & Scoped, _reply, done) => {
-    request[kScope] = new AsyncResource('ferry.request');
+    // Without a body the handler runs on from these hooks and keeps the context anyway.
+    const headers = request.headers;
+    if (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined)
+      request[kScope] = new AsyncResource('ferry.request');
     done();
   });
   app.addHook('preValidation', (request: FastifyRequest & Scoped, _reply, done) => {

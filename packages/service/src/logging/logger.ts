@@ -31,15 +31,12 @@ export interface LoggerOptions {
 /**
  * A pino logger writing one JSON line per event, each with `service`, `instance` and, when there
  * is one, the active `trace_id`, `span_id` and `correlation_id`: what a log aggregator needs to
- * join a line to its trace and its conversation.
+ * join a line to its trace and its conversation. Credentials under the usual names are redacted.
  */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
     {
-      level: options.level ?? 'info',
-      base: { service: options.service, instance: options.instance },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      ...baseOptions(options),
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       mixin() {
         const span = trace.getActiveSpan()?.spanContext();
@@ -51,8 +48,37 @@ export function createLogger(options: LoggerOptions): Logger {
         };
       },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ?? defaultDestination(),
   );
+}
+
+/**
+ * The logger of request lines: the same fields and destination, without redaction and the
+ * context mixin, since the runtime builds each line itself from known, non-secret values (the
+ * URL's sensitive query values already masked) and sets the ids explicitly.
+ */
+export function createRequestLogger(options: LoggerOptions): Logger {
+  return pino(baseOptions(options), options.destination ?? defaultDestination());
+}
+
+function baseOptions(options: LoggerOptions) {
+  return {
+    level: options.level ?? 'info',
+    base: { service: options.service, instance: options.instance },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+}
+
+let stdout: DestinationStream | undefined;
+
+/**
+ * Standard output, written asynchronously line by line. Not buffered further: a quiet service's
+ * lines must reach the aggregator at once, not when 4 KiB have gathered.
+ */
+function defaultDestination(): DestinationStream {
+  stdout ??= pino.destination({ dest: 1, sync: false });
+  return stdout;
 }
 
 const SENSITIVE_QUERY = /token|secret|password|key|code/i;

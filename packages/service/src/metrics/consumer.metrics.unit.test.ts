@@ -38,22 +38,33 @@ describe('consumer event metrics', () => {
     await consumer.start();
     const messaging = new Messaging(outbox);
     for (const id of ['t-1', 'flaky', 'poison'])
-      await inMemoryTransaction((tx) => messaging.publishEvents(tx, { type: 'Ticket', id }, [event(TicketAccepted, { ticketId: id })]));
+      await inMemoryTransaction((tx) =>
+        messaging.publishEvents(tx, { type: 'Ticket', id }, [event(TicketAccepted, { ticketId: id })]),
+      );
     await outbox.flushed();
     const sent = outbox.published[0]!;
     await broker.publish([sent]);
     const deadline = Date.now() + 2_000;
-    while (consumer.stats.handled + consumer.stats.duplicates + consumer.stats.deadLettered < 4 && Date.now() < deadline)
+    while (
+      consumer.stats.handled + consumer.stats.duplicates + consumer.stats.deadLettered < 4 &&
+      Date.now() < deadline
+    )
       await new Promise((r) => setTimeout(r, 5));
     await consumer.stop();
     const text = await metrics.scrape();
     const count = (outcome: string) =>
-      Number(new RegExp(`ferry_consumer_messages_total\\{group="delivery",type="TicketAccepted",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      Number(
+        new RegExp(
+          `ferry_consumer_messages_total\\{group="delivery",type="TicketAccepted",outcome="${outcome}"\\} (\\d+)`,
+        ).exec(text)?.[1] ?? 0,
+      );
     expect(count('handled')).toBe(2);
     expect(count('duplicate')).toBe(1);
     expect(count('retrying')).toBe(1);
     expect(count('dead_lettered')).toBe(1);
-    expect(text).toMatch(/ferry_consumer_handler_duration_seconds_count\{group="delivery",type="TicketAccepted"\} 2/);
+    expect(text).toMatch(
+      /ferry_consumer_handler_duration_seconds_count\{group="delivery",type="TicketAccepted"\} 2/,
+    );
   });
 
   it('offers relay counters and scrape-time gauges for figures other parts own', async () => {

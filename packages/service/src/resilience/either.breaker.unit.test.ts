@@ -4,13 +4,19 @@ import { EitherBreaker } from './either.breaker.js';
 
 describe('EitherBreaker', () => {
   it('opens when the consecutive rule trips', () => {
-    const breaker = new EitherBreaker([new ConsecutiveBreaker(2), new CountBreaker({ threshold: 0.9, size: 100 })]);
+    const breaker = new EitherBreaker([
+      new ConsecutiveBreaker(2),
+      new CountBreaker({ threshold: 0.9, size: 100 }),
+    ]);
     expect(breaker.failure(CircuitState.Closed)).toBe(false);
     expect(breaker.failure(CircuitState.Closed)).toBe(true);
   });
 
   it('opens when the ratio rule trips although failures never ran in a row', () => {
-    const breaker = new EitherBreaker([new ConsecutiveBreaker(100), new CountBreaker({ threshold: 0.4, size: 4, minimumNumberOfCalls: 4 })]);
+    const breaker = new EitherBreaker([
+      new ConsecutiveBreaker(100),
+      new CountBreaker({ threshold: 0.4, size: 4, minimumNumberOfCalls: 4 }),
+    ]);
     breaker.success(CircuitState.Closed);
     expect(breaker.failure(CircuitState.Closed)).toBe(false);
     breaker.success(CircuitState.Closed);

@@ -32,7 +32,7 @@ import {
   zodSerializerCompiler,
   zodValidatorCompiler,
 } from '../http/route.js';
-import { createLogger } from '../logging/logger.js';
+import { createLogger, createRequestLogger } from '../logging/logger.js';
 import { Metrics } from '../metrics/metrics.js';
 import { Tracing } from '../tracing/tracing.js';
 import type { Component } from './component.js';
@@ -264,14 +264,17 @@ export async function createService<S extends z.ZodRawShape = Record<never, neve
   const name = declaration.name;
   const instanceId =
     settings.SERVICE_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const logger = createLogger({
+  const logOptions = {
     service: name,
     instance: instanceId,
     level: settings.LOG_LEVEL,
     destination: declaration.logDestination,
-  });
+  };
+  const logger = createLogger(logOptions);
+  const requestLogger = createRequestLogger(logOptions);
   live.onChange((next) => {
     logger.level = next.LOG_LEVEL;
+    requestLogger.level = next.LOG_LEVEL;
   });
   const tracing = new Tracing({
     service: name,
@@ -348,6 +351,9 @@ export async function createService<S extends z.ZodRawShape = Record<never, neve
 
     const app = fastify({
       loggerInstance: logger,
+      // `request.log` is the service logger itself: the mixin adds trace and correlation ids from
+      // the request's context, so a child logger per request would only cost time.
+      childLoggerFactory: (parent) => parent,
       logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlation_id' }),
       genReqId: (req) => {
         const given = req.headers['x-correlation-id'];
@@ -372,7 +378,7 @@ export async function createService<S extends z.ZodRawShape = Record<never, neve
     observeRequests(app, {
       tracing,
       metrics: settings.METRICS_ENABLED ? metrics : undefined,
-      logger,
+      logger: requestLogger,
       requestLogging: settings.REQUEST_LOGGING_ENABLED,
     });
     app.addHook('onRequest', authHook(verifier));
