@@ -226,8 +226,9 @@ export class TailingRelay implements MessageRelay {
           continue;
         }
         standingBy = false;
-        await this.#stream(slot, lock);
-        failures = 0;
+        await this.#stream(slot, lock, () => {
+          failures = 0;
+        });
       } catch (error) {
         await lock.release();
         if (!this.#running) break;
@@ -241,7 +242,7 @@ export class TailingRelay implements MessageRelay {
   }
 
   /** Streams while this instance holds the lock; returns on stop, throws when the stream ends. */
-  async #stream(slot: string, lock: SlotLock): Promise<void> {
+  async #stream(slot: string, lock: SlotLock, onActive: () => void): Promise<void> {
     const { pool } = this.options;
     const batchSize = this.options.batchSize ?? 500;
     let state = await readSlot(pool, slot);
@@ -270,6 +271,7 @@ export class TailingRelay implements MessageRelay {
       onEvent: (event) => this.#emit(event),
     });
     this.#session = session;
+    onActive();
     this.#emit({ kind: 'active', relay: this.name, slot });
     try {
       const ended = await Promise.race([
