@@ -3,6 +3,7 @@ import { isTransientPgError, PostgresDeadLetterStore, PostgresInbox } from '@fer
 import pg from 'pg';
 import { z } from 'zod';
 import { openBroker, readConfig } from './crash-config.js';
+import { retryStart } from './retry-start.js';
 
 /*
  * A consumer process for the crash test: two groups, each recording every message's effect in
@@ -11,7 +12,7 @@ import { openBroker, readConfig } from './crash-config.js';
 export const Tick = defineEvent('Tick', z.object({ key: z.string(), seq: z.number().int() }));
 
 const config = readConfig();
-const broker = await openBroker(config);
+const broker = await retryStart('broker', () => openBroker(config));
 const pool = new pg.Pool({ connectionString: config.consumerDbUrl, max: 12 });
 pool.on('error', () => {});
 const inbox = new PostgresInbox(pool);
@@ -41,7 +42,7 @@ const consumers = ['group-a', 'group-b'].map((group) =>
     config.channel,
   ),
 );
-for (const consumer of consumers) await consumer.start();
+for (const consumer of consumers) await retryStart(consumer.group, () => consumer.start());
 console.log('consumer ready');
 process.on('SIGTERM', async () => {
   for (const consumer of consumers) await consumer.stop();

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { type EmbeddedPostgresServer, startEmbeddedPostgres } from '@ferry/postgres';
+import { type EmbeddedPostgresServer, startEmbeddedPostgres, stopEmbeddedPostgres } from '@ferry/postgres';
 import { reachable } from '../servers.js';
 
 const run = promisify(execFile);
@@ -44,13 +44,15 @@ export class CrashPostgres {
   /** Fast shutdown (every connection is cut), then start again on the same port. */
   async restart(): Promise<void> {
     const port = this.#server!.port;
-    await this.#server!.stop();
+    await this.stop();
     this.#server = await startEmbeddedPostgres({ dataDir: '.ferry/crash-postgres', port });
     this.restarts++;
   }
 
+  /** Stops the server, whichever process started it, and waits until it is gone. */
   async stop(): Promise<void> {
     await this.#server?.stop();
+    await stopEmbeddedPostgres('.ferry/crash-postgres');
   }
 }
 

@@ -1,6 +1,8 @@
 import { defineEvent, event, Messaging } from '@ferry/core';
 import {
   databaseUrl,
+  defaultSlotName,
+  dropReplicationSlot,
   ensureDatabase,
   isTransientPgError,
   messagingMigrations,
@@ -215,6 +217,11 @@ function crashScenario(relay: CrashConfig['relay'], broker: CrashConfig['broker'
       expect(relayProcess.unexpectedExits, relayProcess.output.slice(-3000)).toBe(0);
       expect(consumerProcess.unexpectedExits, consumerProcess.output.slice(-3000)).toBe(0);
       // Passed: drop what it made (a failed run keeps its databases for inspection).
+      if (relay === 'tailing') {
+        const pool = new pg.Pool({ connectionString: urls.producer, max: 1 });
+        await dropReplicationSlot(pool, defaultSlotName(names.producer));
+        await pool.end();
+      }
       const admin = new pg.Client({ connectionString: postgres.url });
       await admin.connect();
       for (const db of Object.values(names)) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
@@ -223,6 +230,6 @@ function crashScenario(relay: CrashConfig['relay'], broker: CrashConfig['broker'
   });
 }
 
-for (const relay of ['polling'] as const) {
+for (const relay of ['polling', 'tailing'] as const) {
   for (const broker of ['postgres', 'nats', 'rabbitmq'] as const) crashScenario(relay, broker);
 }

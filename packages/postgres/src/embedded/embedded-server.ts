@@ -158,6 +158,13 @@ export async function startEmbeddedPostgres(
   try {
     await server.start();
   } catch (error) {
+    // Another process may have started a server on this directory at the same moment ("lock file
+    // postmaster.pid already exists"): use it rather than fail.
+    for (let waited = 0; waited < 5000; waited += 100) {
+      const winner = await runningServer(dataDir);
+      if (winner) return { url: urlFor(winner.port), port: winner.port, reused: true, stop: async () => {} };
+      await new Promise((r) => setTimeout(r, 100));
+    }
     throw new Error(`embedded PostgreSQL failed to start on port ${port}; see ${logFile}`, { cause: error });
   }
   await writeFile(portFile, String(port));
