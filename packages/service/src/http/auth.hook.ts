@@ -1,14 +1,12 @@
-import { context } from '@opentelemetry/api';
-import type { onRequestHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   type AccessTokenVerifier,
   InvalidTokenError,
   KeySetUnavailableError,
 } from '../auth/access-token.verifier.js';
 import { hasRoles, hasScopes, type Principal } from '../auth/principal.js';
-import { withRequestScope } from '../context/request-context.js';
 import { PROBLEMS, ProblemError } from '../errors/problem.js';
-import { routeInfo } from './observability.hooks.js';
+import { routeInfo } from './route-info.js';
 
 /**
  * Who may call a route: `public` (no token looked at), `authenticated` (any valid token; the
@@ -32,63 +30,68 @@ declare module 'fastify' {
 
 const BEARER = /^Bearer ([A-Za-z0-9\-_=]+\.[A-Za-z0-9\-_=]*\.?[A-Za-z0-9\-_.+/=]*)$/;
 
+/** A request's verified caller. */
+export interface Authenticated {
+  readonly principal: Principal;
+  readonly token: string;
+}
+
 /**
  * Checks the bearer token before the body is read, so unauthenticated callers cost little:
  * 401 for a missing or invalid token (with `WWW-Authenticate`), 403 for missing roles or scopes,
- * 503 when the issuer's keys cannot be fetched. The principal becomes `request.principal` and
- * the current principal of everything the request does.
+ * 503 when the issuer's keys cannot be fetched (thrown or rejected as `ProblemError`). Returns
+ * `undefined` when the route needs no token (or tokens are not checked), else the caller.
  */
-export function authHook(verifier: AccessTokenVerifier | undefined): onRequestHookHandler {
-  return (request, reply, done) => {
-    const route = routeInfo(request);
-    const auth = route.config?.auth ?? 'authenticated';
-    if (!verifier || auth === 'public' || route.url === 'unmatched') return done();
-    const header = request.headers.authorization;
-    if (!header) {
-      reply.header('www-authenticate', 'Bearer');
-      return done(
-        new ProblemError(PROBLEMS.unauthorized, 'an access token is required (Authorization: Bearer)'),
-      );
-    }
-    const match = BEARER.exec(header);
-    if (!match) {
-      reply.header('www-authenticate', 'Bearer error="invalid_request"');
-      return done(
-        new ProblemError(PROBLEMS.invalidToken, 'Authorization header is not a bearer token', {
-          reason: 'malformed',
-        }),
-      );
-    }
-    verifier.verify(match[1]!).then(
-      (principal) => {
-        if (typeof auth === 'object') {
-          if (auth.roles && !hasRoles(principal, auth.roles))
-            return done(new ProblemError(PROBLEMS.forbidden, `requires role(s): ${auth.roles.join(', ')}`));
-          if (auth.scopes && !hasScopes(principal, auth.scopes)) {
-            reply.header(
-              'www-authenticate',
-              `Bearer error="insufficient_scope", scope="${auth.scopes.join(' ')}"`,
-            );
-            return done(new ProblemError(PROBLEMS.forbidden, `requires scope(s): ${auth.scopes.join(', ')}`));
-          }
-        }
-        request.principal = principal;
-        context.with(withRequestScope({ principal, accessToken: match[1] }), done);
-      },
-      (error: unknown) => {
-        if (error instanceof InvalidTokenError) {
+export function authenticate(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  verifier: AccessTokenVerifier | undefined,
+): Promise<Authenticated> | undefined {
+  const route = routeInfo(request);
+  const auth = route.config?.auth ?? 'authenticated';
+  if (!verifier || auth === 'public' || route.url === 'unmatched') return undefined;
+  const header = request.headers.authorization;
+  if (!header) {
+    reply.header('www-authenticate', 'Bearer');
+    throw new ProblemError(PROBLEMS.unauthorized, 'an access token is required (Authorization: Bearer)');
+  }
+  const match = BEARER.exec(header);
+  if (!match) {
+    reply.header('www-authenticate', 'Bearer error="invalid_request"');
+    throw new ProblemError(PROBLEMS.invalidToken, 'Authorization header is not a bearer token', {
+      reason: 'malformed',
+    });
+  }
+  const token = match[1]!;
+  return verifier.verify(token).then(
+    (principal) => {
+      if (typeof auth === 'object') {
+        if (auth.roles && !hasRoles(principal, auth.roles))
+          throw new ProblemError(PROBLEMS.forbidden, `requires role(s): ${auth.roles.join(', ')}`);
+        if (auth.scopes && !hasScopes(principal, auth.scopes)) {
           reply.header(
             'www-authenticate',
-            `Bearer error="invalid_token", error_description="${error.message}"`,
+            `Bearer error="insufficient_scope", scope="${auth.scopes.join(' ')}"`,
           );
-          return done(new ProblemError(PROBLEMS.invalidToken, error.message, { reason: error.reason }));
+          throw new ProblemError(PROBLEMS.forbidden, `requires scope(s): ${auth.scopes.join(', ')}`);
         }
-        if (error instanceof KeySetUnavailableError)
-          return done(
-            new ProblemError(PROBLEMS.unavailable, 'access tokens cannot be checked now', { reason: 'jwks' }),
-          );
-        done(error as Error);
-      },
-    );
-  };
+      }
+      request.principal = principal;
+      return { principal, token };
+    },
+    (error: unknown) => {
+      if (error instanceof InvalidTokenError) {
+        reply.header(
+          'www-authenticate',
+          `Bearer error="invalid_token", error_description="${error.message}"`,
+        );
+        throw new ProblemError(PROBLEMS.invalidToken, error.message, { reason: error.reason });
+      }
+      if (error instanceof KeySetUnavailableError)
+        throw new ProblemError(PROBLEMS.unavailable, 'access tokens cannot be checked now', {
+          reason: 'jwks',
+        });
+      throw error;
+    },
+  );
 }

@@ -8,7 +8,7 @@ import { NoInstanceError } from '../discovery/service-discovery.js';
 import { PROBLEMS, type ProblemDetails, ProblemError, problemType } from '../errors/problem.js';
 import { fingerprint } from '../exceptions/exception.fingerprint.js';
 import type { ExceptionTracker } from '../exceptions/exception.tracker.js';
-import { routeInfo } from './observability.hooks.js';
+import { routeInfo } from './route-info.js';
 
 const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
 

@@ -1,42 +1,32 @@
 import { AsyncResource } from 'node:async_hooks';
-import { context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import {
+  type Context,
+  context,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { AccessTokenVerifier } from '../auth/access-token.verifier.js';
 import { withRequestScope } from '../context/request-context.js';
 import { redactUrl } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Tracing } from '../tracing/tracing.js';
 import { extractTraceContext } from '../tracing/w3c.js';
+import { type Authenticated, authenticate } from './auth.hook.js';
+import { routeInfo } from './route-info.js';
 
 const kSpan = Symbol('ferry.span');
-const kRoute = Symbol('ferry.route');
 const kStarted = Symbol('ferry.started');
 const kScope = Symbol('ferry.scope');
 
 interface Scoped {
-  [kRoute]?: RouteInfo;
   [kSpan]?: Span | undefined;
   [kStarted]?: number;
   [kScope]?: AsyncResource;
-}
-
-/** What the hooks need from a request's route, read once per request. */
-export interface RouteInfo {
-  /** The route template, `unmatched` for 404s. */
-  readonly url: string;
-  readonly config: FastifyRequest['routeOptions']['config'];
-}
-
-/** The request's route template and config (Fastify builds `routeOptions` anew on each read). */
-export function routeInfo(request: FastifyRequest): RouteInfo {
-  const scoped = request as FastifyRequest & Scoped;
-  let info = scoped[kRoute];
-  if (!info) {
-    const options = request.routeOptions;
-    info = { url: options.url ?? 'unmatched', config: options.config };
-    scoped[kRoute] = info;
-  }
-  return info;
 }
 
 /** Options of {@link observeRequests}. */
@@ -46,13 +36,15 @@ export interface ObservabilityOptions {
   readonly logger: Logger;
   /** One JSON line per request. */
   readonly requestLogging: boolean;
+  /** Checks bearer tokens; `undefined` with AUTH_MODE=none. */
+  readonly verifier: AccessTokenVerifier | undefined;
 }
 
 /** The correlation id header: read from callers, set on every response. */
 export const CORRELATION_HEADER = 'x-correlation-id';
 
 /**
- * Per-request observability, registered first: a server span continuing the caller's W3C trace,
+ * The per-request pipeline, registered first: a server span continuing the caller's W3C trace,
  * the correlation id (from `x-correlation-id` or new) in the request scope, RED metrics by
  * route, and one log line per request with status, duration, trace and correlation ids.
  */
@@ -85,11 +77,15 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
     child.observe(seconds);
   };
 
+  // One onRequest hook for the span, the correlation id, the token check and the request scope:
+  // every hook Fastify runs costs a call chain, and this path runs for every request.
   app.addHook('onRequest', (request: FastifyRequest & Scoped, reply, done) => {
     const route = routeInfo(request).url;
     request[kStarted] = performance.now();
     reply.header(CORRELATION_HEADER, request.id);
-    const parent = extractTraceContext(request.headers, ROOT_CONTEXT);
+    const headers = request.headers;
+    const parent =
+      headers.traceparent === undefined ? ROOT_CONTEXT : extractTraceContext(headers, ROOT_CONTEXT);
     const span = tracing.startSpan(
       `${request.method} ${route}`,
       SpanKind.SERVER,
@@ -101,7 +97,31 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
       { correlationId: request.id },
       span ? trace.setSpan(parent, span) : parent,
     );
-    context.with(active, done);
+    // Requests with a body lose the context in Node's stream callbacks while it is parsed; the
+    // scope captured here is entered again before validation.
+    const hasBody = headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
+    const enter = (scope: Context) =>
+      context.with(scope, () => {
+        if (hasBody) request[kScope] = new AsyncResource('ferry.request');
+        done();
+      });
+    let authenticated: Promise<Authenticated> | undefined;
+    try {
+      authenticated = authenticate(request, reply, options.verifier);
+    } catch (error) {
+      return context.with(active, () => done(error as Error));
+    }
+    if (!authenticated) return enter(active);
+    authenticated.then(
+      ({ principal, token }) => enter(withRequestScope({ principal, accessToken: token }, active)),
+      (error: Error) => context.with(active, () => done(error)),
+    );
+  });
+
+  app.addHook('preValidation', (request: FastifyRequest & Scoped, _reply, done) => {
+    const scope = request[kScope];
+    if (scope) scope.runInAsyncScope(done);
+    else done();
   });
 
   app.addHook('onResponse', (request: FastifyRequest & Scoped, reply: FastifyReply, done) => {
@@ -132,25 +152,5 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
       );
     }
     done();
-  });
-}
-
-/**
- * Keeps the request's context (span, principal, correlation id) across body parsing, where
- * Node's stream callbacks would otherwise lose it: captured after the onRequest hooks, entered
- * again before validation. Register after every onRequest hook that changes the context.
- */
-export function keepRequestContext(app: FastifyInstance): void {
-  app.addHook('onRequest', (request: FastifyRequest & Scoped, _reply, done) => {
-    // Without a body the handler runs on from these hooks and keeps the context anyway.
-    const headers = request.headers;
-    if (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined)
-      request[kScope] = new AsyncResource('ferry.request');
-    done();
-  });
-  app.addHook('preValidation', (request: FastifyRequest & Scoped, _reply, done) => {
-    const scope = request[kScope];
-    if (scope) scope.runInAsyncScope(done);
-    else done();
   });
 }

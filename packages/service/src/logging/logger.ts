@@ -65,9 +65,22 @@ function baseOptions(options: LoggerOptions) {
   return {
     level: options.level ?? 'info',
     base: { service: options.service, instance: options.instance },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTimeCached,
     formatters: { level: (label: string) => ({ level: label }) },
   };
+}
+
+let lastMs = 0;
+let lastTime = '';
+
+/** pino's ISO `time`, formatted once per millisecond rather than once per line. */
+function isoTimeCached(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastTime;
 }
 
 let stdout: DestinationStream | undefined;

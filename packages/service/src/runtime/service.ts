@@ -21,10 +21,9 @@ import { PostgresExceptionStore } from '../exceptions/exception.store.postgres.j
 import { ExceptionTracker } from '../exceptions/exception.tracker.js';
 import { SentryForwarder } from '../exceptions/sentry.forwarder.js';
 import { type HealthCheck, postgresCheck, runChecks } from '../health/health-check.js';
-import { authHook } from '../http/auth.hook.js';
 import { registerBuiltinRoutes } from '../http/builtin.routes.js';
 import { frameworkErrors, installErrorHandling } from '../http/error-handler.js';
-import { keepRequestContext, observeRequests } from '../http/observability.hooks.js';
+import { observeRequests } from '../http/observability.hooks.js';
 import { registerOpenApi } from '../http/openapi.plugin.js';
 import {
   registerRoutes,
@@ -160,7 +159,9 @@ export class Service<S extends z.ZodRawShape = any> {
         ?.deregister()
         .catch((error: unknown) => logger.warn({ err: error }, 'deregistration failed'));
       if (settings.SHUTDOWN_DELAY_MS > 0) await new Promise((r) => setTimeout(r, settings.SHUTDOWN_DELAY_MS));
-      await this.app.close();
+      // Connections of requests that finish while closing go idle; close them as they do.
+      const idle = setInterval(() => this.app.server.closeIdleConnections(), 50);
+      await this.app.close().finally(() => clearInterval(idle));
       for (const component of this.#started.splice(0).reverse()) {
         await component
           .stop()
@@ -365,11 +366,6 @@ export async function createService<S extends z.ZodRawShape = Record<never, neve
       frameworkErrors,
     }) as unknown as FastifyInstance;
     app.decorateRequest('principal', undefined);
-    // Answers finishing during shutdown close their connection, so the listener can close.
-    app.addHook('onSend', (_request, reply, payload, done) => {
-      if (service && service.state !== 'running') reply.header('connection', 'close');
-      done(null, payload);
-    });
     app.setValidatorCompiler(zodValidatorCompiler);
     app.setSerializerCompiler(zodSerializerCompiler);
     app.addHook('onRoute', (route) => {
@@ -380,9 +376,8 @@ export async function createService<S extends z.ZodRawShape = Record<never, neve
       metrics: settings.METRICS_ENABLED ? metrics : undefined,
       logger: requestLogger,
       requestLogging: settings.REQUEST_LOGGING_ENABLED,
+      verifier,
     });
-    app.addHook('onRequest', authHook(verifier));
-    keepRequestContext(app);
     installErrorHandling(app, logger, settings.EXCEPTION_TRACKING_ENABLED ? exceptions : undefined);
     if (settings.OPENAPI_DOCS_ENABLED)
       await registerOpenApi(app, {
