@@ -99,15 +99,9 @@ export class AccessTokenVerifier {
    * until it expires or `cacheTtlMs` passes, whichever is first.
    */
   async verify(token: string): Promise<Principal> {
+    const remembered = this.remembered(token);
+    if (remembered) return remembered;
     const now = Date.now();
-    const cached = this.#cache.get(token);
-    if (cached) {
-      this.#cache.delete(token);
-      if (cached.expiresAt > now && now - cached.cachedAt < (this.options.cacheTtlMs ?? 60_000)) {
-        this.#cache.set(token, cached);
-        return cached.principal;
-      }
-    }
     const principal = await this.verifyUncached(token);
     const size = this.options.cacheSize ?? 10_000;
     if (size > 0) {
@@ -120,6 +114,21 @@ export class AccessTokenVerifier {
       if (this.#cache.size > size) this.#cache.delete(this.#cache.keys().next().value!);
     }
     return principal;
+  }
+
+  /**
+   * The principal of a token verified before, still within its expiry and the cache's time to
+   * live; `undefined` otherwise. Synchronous, so the common case costs no promise.
+   */
+  remembered(token: string): Principal | undefined {
+    const cached = this.#cache.get(token);
+    if (!cached) return undefined;
+    this.#cache.delete(token);
+    const now = Date.now();
+    if (cached.expiresAt <= now || now - cached.cachedAt >= (this.options.cacheTtlMs ?? 60_000))
+      return undefined;
+    this.#cache.set(token, cached);
+    return cached.principal;
   }
 
   /** Verifies the token's signature and claims now, without the cache. */

@@ -46,7 +46,7 @@ export function authenticate(
   request: FastifyRequest,
   reply: FastifyReply,
   verifier: AccessTokenVerifier | undefined,
-): Promise<Authenticated> | undefined {
+): Authenticated | Promise<Authenticated> | undefined {
   const route = routeInfo(request);
   const auth = route.config?.auth ?? 'authenticated';
   if (!verifier || auth === 'public' || route.url === 'unmatched') return undefined;
@@ -63,35 +63,32 @@ export function authenticate(
     });
   }
   const token = match[1]!;
-  return verifier.verify(token).then(
-    (principal) => {
-      if (typeof auth === 'object') {
-        if (auth.roles && !hasRoles(principal, auth.roles))
-          throw new ProblemError(PROBLEMS.forbidden, `requires role(s): ${auth.roles.join(', ')}`);
-        if (auth.scopes && !hasScopes(principal, auth.scopes)) {
-          reply.header(
-            'www-authenticate',
-            `Bearer error="insufficient_scope", scope="${auth.scopes.join(' ')}"`,
-          );
-          throw new ProblemError(PROBLEMS.forbidden, `requires scope(s): ${auth.scopes.join(', ')}`);
-        }
-      }
-      request.principal = principal;
-      return { principal, token };
-    },
-    (error: unknown) => {
-      if (error instanceof InvalidTokenError) {
+  const admit = (principal: Principal): Authenticated => {
+    if (typeof auth === 'object') {
+      if (auth.roles && !hasRoles(principal, auth.roles))
+        throw new ProblemError(PROBLEMS.forbidden, `requires role(s): ${auth.roles.join(', ')}`);
+      if (auth.scopes && !hasScopes(principal, auth.scopes)) {
         reply.header(
           'www-authenticate',
-          `Bearer error="invalid_token", error_description="${error.message}"`,
+          `Bearer error="insufficient_scope", scope="${auth.scopes.join(' ')}"`,
         );
-        throw new ProblemError(PROBLEMS.invalidToken, error.message, { reason: error.reason });
+        throw new ProblemError(PROBLEMS.forbidden, `requires scope(s): ${auth.scopes.join(', ')}`);
       }
-      if (error instanceof KeySetUnavailableError)
-        throw new ProblemError(PROBLEMS.unavailable, 'access tokens cannot be checked now', {
-          reason: 'jwks',
-        });
-      throw error;
-    },
-  );
+    }
+    request.principal = principal;
+    return { principal, token };
+  };
+  const remembered = verifier.remembered(token);
+  if (remembered) return admit(remembered);
+  return verifier.verify(token).then(admit, (error: unknown) => {
+    if (error instanceof InvalidTokenError) {
+      reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${error.message}"`);
+      throw new ProblemError(PROBLEMS.invalidToken, error.message, { reason: error.reason });
+    }
+    if (error instanceof KeySetUnavailableError)
+      throw new ProblemError(PROBLEMS.unavailable, 'access tokens cannot be checked now', {
+        reason: 'jwks',
+      });
+    throw error;
+  });
 }

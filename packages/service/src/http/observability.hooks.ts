@@ -105,13 +105,17 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
         if (hasBody) request[kScope] = new AsyncResource('ferry.request');
         done();
       });
-    let authenticated: Promise<Authenticated> | undefined;
+    let authenticated: Authenticated | Promise<Authenticated> | undefined;
     try {
       authenticated = authenticate(request, reply, options.verifier);
     } catch (error) {
       return context.with(active, () => done(error as Error));
     }
     if (!authenticated) return enter(active);
+    if (!(authenticated instanceof Promise))
+      return enter(
+        withRequestScope({ principal: authenticated.principal, accessToken: authenticated.token }, active),
+      );
     authenticated.then(
       ({ principal, token }) => enter(withRequestScope({ principal, accessToken: token }, active)),
       (error: Error) => context.with(active, () => done(error)),
