@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { lagCheck } from '../health/health-check.js';
 import { defineRoute } from '../http/route.js';
 import { call } from '../test-support/http.js';
 import { testSettings } from '../test-support/sample.service.js';
@@ -57,23 +58,29 @@ describe('lifecycle and readiness', () => {
 
   it('is not ready while a check fails, naming the check and its error', async () => {
     let healthy = true;
+    let lag = 2;
     const { service } = await build({
       checks: [
         {
-          name: 'relay-lag',
+          name: 'relay',
           check: () => {
-            if (!healthy) throw new Error('lag 900 s');
+            if (!healthy) throw new Error('relay stopped');
             return true;
           },
         },
+        lagCheck('relay-lag', () => lag, 30),
       ],
     });
     await service.start();
     expect((await call(`${service.url}/health/ready`)).status).toBe(200);
+    lag = 900;
+    const lagging = await call(`${service.url}/health/ready`);
+    expect(lagging.status).toBe(503);
+    expect(lagging.body.checks['relay-lag']).toMatchObject({ status: 'DOWN', detail: { lag: 900, max: 30 } });
+    expect(lagging.body.checks.relay.status).toBe('UP');
     healthy = false;
     const res = await call(`${service.url}/health/ready`);
-    expect(res.status).toBe(503);
-    expect(res.body.checks['relay-lag']).toMatchObject({ status: 'DOWN', error: 'lag 900 s' });
+    expect(res.body.checks.relay).toMatchObject({ status: 'DOWN', error: 'relay stopped' });
   });
 
   it('shuts down gracefully: readiness goes false, in-flight requests finish, then components stop', async () => {

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   defineEvent,
   event,
@@ -163,6 +165,40 @@ describe('distributed tracing', () => {
     expect(text).toMatch(
       /ferry_consumer_handler_duration_seconds_count\{[^}]*group="kitchen",type="OrderCreated"\} 1/,
     );
+  });
+
+  it('exports spans by OTLP/HTTP when an endpoint is configured', async () => {
+    const bodies: string[] = [];
+    const collector = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        if (req.url === '/v1/traces') bodies.push(body);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = collector.address() as AddressInfo;
+      const exporting = await createService({
+        name: 'exporting',
+        logDestination: new LogCapture(),
+        configLayers: {
+          env: testSettings({ AUTH_MODE: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }),
+        },
+        routes: [defineRoute({ method: 'GET', url: '/traced', handler: async () => ({ ok: true }) })],
+      });
+      await exporting.start();
+      await call(`${exporting.url}/traced`);
+      await exporting.stop();
+      const sent = bodies.join('\n');
+      expect(sent).toContain('GET /traced');
+      expect(sent).toContain('"exporting"');
+    } finally {
+      collector.close();
+    }
   });
 
   it('starts a new trace when the caller sends none', async () => {
