@@ -18,6 +18,7 @@ export * from './messaging/message.js';
 export * from './messaging/message-id.js';
 export * from './messaging/message-type.js';
 export * from './messaging/messaging.js';
+export * from './messaging/partitioning.js';
 export * from './messaging/replay.js';
 export * from './messaging/standard-schema.js';
 export * from './ports/broker.port.js';

@@ -3,22 +3,9 @@
  * of their inputs, so every publisher and every member computes the same answer.
  */
 
-const encoder = new TextEncoder();
+import { fnv1a } from '@ferry/core';
 
-/** FNV-1a, 32 bits, over the UTF-8 bytes of `text`. */
-export function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (const byte of encoder.encode(text)) {
-    hash ^= byte;
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
-}
-
-/** The partition of a partition key: FNV-1a of the key modulo the partition count. */
-export function partitionOf(partitionKey: string, partitions: number): number {
-  return fnv1a(partitionKey) % partitions;
-}
+export { fnv1a, partitionOf } from '@ferry/core';
 
 /**
  * Rendezvous (highest random weight) assignment: the member whose hash with the partition is

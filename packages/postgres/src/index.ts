@@ -6,7 +6,6 @@
  * versioned migrations and the embedded server.
  */
 
-export * from './broker/partitioning.js';
 export * from './broker/postgres-broker.js';
 export * from './database.js';
 export * from './dead-letters/postgres-dead-letters.js';

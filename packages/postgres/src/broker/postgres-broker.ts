@@ -1,11 +1,10 @@
 import type { Broker, DeliveryHandler, Subscription, SubscriptionSpec, WireMessage } from '@ferry/core';
-import { DEFAULT_CONCURRENCY } from '@ferry/core';
+import { DEFAULT_CONCURRENCY, partitionOf } from '@ferry/core';
 import pg from 'pg';
 import { brokerMigrations } from '../migrations/broker.migrations.js';
 import { migrate } from '../migrations/migrate.js';
 import { PgListener } from '../relay/listener.js';
 import { GroupMember } from './group-member.js';
-import { partitionOf } from './partitioning.js';
 import { BROKER_NOTIFY_CHANNEL, PUBLISH_SQL } from './publish.sql.js';
 
 /** Options of {@link PostgresBroker.connect}. */
