@@ -3,7 +3,7 @@ import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { asError, type ConnectionKeeper, RabbitMqClosedError } from './connection.js';
 import type { ResolvedOptions } from './rabbitmq.options.js';
 import { sleep } from './sleep.js';
-import type { Topology } from './topology.js';
+import { PartitionCountMismatchError, type Topology } from './topology.js';
 import { type EncodedMessage, encodeWire } from './wire-codec.js';
 
 /** Thrown when messages could not be confirmed by RabbitMQ within `publishTimeoutMs`. */
@@ -39,7 +39,7 @@ export class ConfirmPublisher {
 
   async publish(messages: readonly WireMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    let pending = messages.map(encodeWire);
+    let pending = messages.map((message) => encodeWire(message, this.options.partitions));
     const deadline = Date.now() + this.options.publishTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       let error: Error;
@@ -50,7 +50,12 @@ export class ConfirmPublisher {
         if (pending.length === 0) return;
         error = new Error('RabbitMQ did not confirm every message');
       } catch (caught) {
-        if (caught instanceof RabbitMqClosedError || caught instanceof RangeError) throw caught;
+        if (
+          caught instanceof RabbitMqClosedError ||
+          caught instanceof RangeError ||
+          caught instanceof PartitionCountMismatchError
+        )
+          throw caught;
         if (isRefused(caught)) {
           throw new RabbitMqPublishError(`RabbitMQ refused the publish: ${asError(caught).message}`, {
             cause: caught,

@@ -27,7 +27,7 @@ export class ConnectionKeeper {
   constructor(private readonly options: ResolvedOptions) {}
 
   /** Opens the first connection; rejects if RabbitMQ cannot be reached, so start-up fails fast. */
-  async start(check: (model: ChannelModel) => Promise<void>): Promise<void> {
+  async start(): Promise<void> {
     let model: ChannelModel;
     try {
       model = await this.#open();
@@ -38,12 +38,6 @@ export class ConnectionKeeper {
           cause: error,
         },
       );
-    }
-    try {
-      await check(model);
-    } catch (error) {
-      await model.close().catch(() => {});
-      throw error;
     }
     this.#attach(model);
     this.#setReady(true);

@@ -1,7 +1,12 @@
-import { createHash } from 'node:crypto';
-
 /** RabbitMQ limits exchange and queue names, and routing keys, to 255 bytes (AMQP short strings). */
 const MAX_SHORT_STRING_BYTES = 255;
+
+/**
+ * Suffix of the channel exchange's name. Channel exchanges were fanout exchanges named
+ * `<ns>:<channel>` (feeding consistent-hash exchanges); they are direct exchanges now, under a
+ * new name, so that an old exchange left on a server does not clash with the new type.
+ */
+const CHANNEL_EXCHANGE_SUFFIX = '.v2';
 
 /**
  * Names of the exchanges and queues the adapter declares. Every name starts with the namespace,
@@ -13,27 +18,28 @@ export class TopologyNames {
     checkPart('namespace', namespace);
   }
 
-  /** The fanout exchange a channel's messages are published to. */
+  /** The direct exchange a channel's messages are published to, routed by partition number. */
   channelExchange(channel: string): string {
     checkPart('channel', channel);
-    return this.#name(`${this.namespace}:${channel}`);
+    return this.#name(`${this.namespace}:${channel}${CHANNEL_EXCHANGE_SUFFIX}`);
   }
 
-  /** The consistent-hash exchange that spreads a group's copy of the channel over its partitions. */
-  groupExchange(channel: string, group: string): string {
-    checkPart('channel', channel);
-    checkPart('group', group);
-    return this.#name(`${this.namespace}:${channel}:${group}`);
+  /**
+   * The queue that records a channel's partition count, in its `x-max-length` argument, which
+   * RabbitMQ compares on every declaration. It is bound to nothing and never holds a message.
+   */
+  partitionCountQueue(channel: string): string {
+    return this.#name(`${this.channelExchange(channel)}:partitions`);
   }
 
   /** Partition queue `index` of a group. */
   partitionQueue(channel: string, group: string, index: number): string {
-    return this.#name(`${this.groupExchange(channel, group)}:${index}`);
+    return this.#name(`${this.#group(channel, group)}:${index}`);
   }
 
   /** The queue a group's members all consume from (it never holds messages) to count the members. */
   rosterQueue(channel: string, group: string): string {
-    return this.#name(`${this.groupExchange(channel, group)}:members`);
+    return this.#name(`${this.#group(channel, group)}:members`);
   }
 
   /** The exchange and the queue that take what the broker dead-letters (the delivery-limit backstop). */
@@ -50,6 +56,12 @@ export class TopologyNames {
     return { channel: parts[1]!, group: parts[2]!, index };
   }
 
+  #group(channel: string, group: string): string {
+    checkPart('channel', channel);
+    checkPart('group', group);
+    return `${this.namespace}:${channel}:${group}`;
+  }
+
   #name(name: string): string {
     if (Buffer.byteLength(name) > MAX_SHORT_STRING_BYTES) {
       throw new RangeError(`RabbitMQ name ${name} is longer than ${MAX_SHORT_STRING_BYTES} bytes`);
@@ -61,14 +73,4 @@ export class TopologyNames {
 function checkPart(what: string, value: string): void {
   if (value.length === 0) throw new RangeError(`${what} name must not be empty`);
   if (value.includes(':')) throw new RangeError(`${what} name ${value} must not contain ':'`);
-}
-
-/**
- * The routing key a message is hashed on: its partition key, or a digest of it when the key is
- * longer than a routing key may be. The same key always gives the same routing key, so it always
- * lands in the same partition.
- */
-export function routingKeyFor(partitionKey: string): string {
-  if (Buffer.byteLength(partitionKey) <= MAX_SHORT_STRING_BYTES) return partitionKey;
-  return `sha256:${createHash('sha256').update(partitionKey).digest('hex')}`;
 }

@@ -16,14 +16,14 @@ import { RabbitMqSubscription } from './rabbitmq.subscription.js';
 import { Topology } from './topology.js';
 
 /**
- * The {@link Broker} port on RabbitMQ. A channel is a fanout exchange; each consumer group gets
- * a consistent-hash exchange over `partitions` durable quorum queues with single-active-consumer,
- * so a partition key always lands in one queue that one member consumes at a time. Publishing
- * waits for publisher confirms. The connection is kept: on loss the broker reports not ready,
- * reconnects with backoff, re-declares its topology and re-subscribes.
- *
- * Needs the `rabbitmq_consistent_hash_exchange` plugin; {@link connectRabbitMq} fails, naming
- * it, when it is not enabled.
+ * The {@link Broker} port on RabbitMQ. A channel is a direct exchange; each consumer group has
+ * `partitions` durable quorum queues with single-active-consumer, queue `i` bound with key `i`.
+ * The publisher routes each message by its partition, FNV-1a of the partition key modulo
+ * `partitions`, so a key always lands in the same queue of every group, one member consumes a
+ * queue at a time, and nothing RabbitMQ rebuilds on a restart can move a key. Every publisher and
+ * group of a channel must use the same `partitions` (else `PartitionCountMismatchError`).
+ * Publishing waits for publisher confirms. The connection is kept: on loss the broker reports
+ * not ready, reconnects with backoff, re-declares its topology and re-subscribes.
  *
  * @example
  * const broker = await connectRabbitMq({ url: 'amqp://guest:guest@127.0.0.1:5672' });
@@ -47,16 +47,17 @@ export class RabbitMqBroker implements Broker {
     this.#publisher = new ConfirmPublisher(this.#keeper, this.#topology, options);
   }
 
-  /** Connects and checks that RabbitMQ has the consistent-hash exchange plugin. */
+  /** Connects; rejects, naming the server, when RabbitMQ cannot be reached. */
   static async connect(options: RabbitMqBrokerOptions): Promise<RabbitMqBroker> {
     const broker = new RabbitMqBroker(resolveOptions(options));
-    await broker.#keeper.start((model) => broker.#topology.checkPlugin(model));
+    await broker.#keeper.start();
     return broker;
   }
 
   /**
    * Publishes with publisher confirms; resolves once RabbitMQ confirmed every message, waiting
    * through an outage for up to `publishTimeoutMs`, else rejects with `RabbitMqPublishError`.
+   * Rejects with `PartitionCountMismatchError` when a channel has another partition count.
    */
   publish(messages: readonly WireMessage[]): Promise<void> {
     return this.#publisher.publish(messages);
@@ -116,7 +117,7 @@ export class RabbitMqBroker implements Broker {
     await this.#topology.deleteGroup(await this.#model(), channel, group, this.#options.partitions);
   }
 
-  /** Deletes a channel's exchange; groups bound to it stop receiving. */
+  /** Deletes a channel's exchange and partition-count record; groups bound to it stop receiving. */
   async deleteChannel(channel: string): Promise<void> {
     await this.#topology.deleteChannel(await this.#model(), channel);
   }
@@ -139,7 +140,7 @@ export class RabbitMqBroker implements Broker {
   }
 }
 
-/** Connects a {@link RabbitMqBroker}; rejects if RabbitMQ is unreachable or lacks the consistent-hash plugin. */
+/** Connects a {@link RabbitMqBroker}; rejects if RabbitMQ is unreachable. */
 export function connectRabbitMq(options: RabbitMqBrokerOptions): Promise<RabbitMqBroker> {
   return RabbitMqBroker.connect(options);
 }

@@ -22,9 +22,11 @@ export interface RabbitMqBrokerOptions {
   /** Prefix of every exchange and queue name (default `ferry`); one per environment sharing a vhost. */
   readonly namespace?: string;
   /**
-   * Partition queues per consumer group (default 8). Fixed when a group is first declared:
-   * subscribing with a different number fails, because moving keys between partitions would
-   * break their order.
+   * Partitions of every channel this broker publishes to or subscribes on, and so partition
+   * queues per consumer group (default 8). A message's partition is FNV-1a of its partition key
+   * modulo this number. Fixed when a channel or group is first declared: publishing or
+   * subscribing with a different number fails with `PartitionCountMismatchError`, because moving
+   * keys between partitions would break their order.
    */
   readonly partitions?: number;
   /** Unacknowledged messages one member holds per partition queue (default 32). */

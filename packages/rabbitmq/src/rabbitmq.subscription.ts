@@ -14,7 +14,7 @@ import { type Lease, PartitionConsumer } from './partition.consumer.js';
 import type { RabbitMqEvent } from './rabbitmq.options.js';
 import { Rebalancer } from './rebalancer.js';
 import { sleep } from './sleep.js';
-import { decodeWire, previousDeliveries } from './wire-codec.js';
+import { decodeWire, partitionKeyOf, previousDeliveries } from './wire-codec.js';
 
 interface Pending {
   readonly message: ConsumeMessage;
@@ -65,7 +65,8 @@ export class RabbitMqSubscription implements Subscription {
           prefetch: context.prefetch,
           onMessage: (message, lease) => {
             lease.take();
-            this.#dispatcher.push(message.fields.routingKey, { message, lease });
+            // The routing key is the partition number: keys are told apart by their header.
+            this.#dispatcher.push(partitionKeyOf(message), { message, lease });
           },
           onEvent: context.onEvent,
           reattachDelayMs: Math.max(100, context.redelivery.initialDelayMs * 10),

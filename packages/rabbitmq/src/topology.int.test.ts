@@ -4,6 +4,7 @@ import amqp from 'amqplib';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { RabbitMqPublishError } from './confirm.publisher.js';
 import { TopologyNames } from './names.js';
+import { partitionOf } from './partitioning.js';
 import { connectRabbitMq } from './rabbitmq.broker.js';
 import type { RabbitMqEvent } from './rabbitmq.options.js';
 import { rabbitFixture } from './testing/rabbitmq-fixture.js';
@@ -31,6 +32,78 @@ describe.skipIf(!url)('RabbitMQ broker: topology and the dead-letter backstop', 
       const error = await other.subscribe({ channel, group: 'g' }, async () => {}).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(PartitionCountMismatchError);
       expect((error as Error).message).toContain(partitions === 2 ? 'more than 2' : 'fewer than 6');
+    }
+  });
+
+  it('refuses a publisher or a new group whose partition count differs from the channel’s, naming both', async () => {
+    const channel = uniqueChannel('count');
+    const eight = await fixture.connect({ partitions: 8 });
+    await eight.publish([wire(channel, 'k')]);
+    const four = await fixture.connect({ partitions: 4 });
+    const published = await four.publish([wire(channel, 'k')]).catch((e: unknown) => e);
+    expect(published).toBeInstanceOf(PartitionCountMismatchError);
+    expect((published as Error).message).toContain(
+      `channel ${channel} has 8 partitions, but this broker is configured with partitions: 4`,
+    );
+    const subscribed = await four
+      .subscribe({ channel, group: 'fresh' }, async () => {})
+      .catch((e: unknown) => e);
+    expect(subscribed).toBeInstanceOf(PartitionCountMismatchError);
+    expect(subscribed).toMatchObject({ channel, partitions: 4, existing: 8 });
+    // The refusals changed nothing: the channel still takes the count it was declared with.
+    await eight.publish([wire(channel, 'k')]);
+  });
+
+  it('routes every key to the same partition queue before and after the routing is rebuilt, as on a restart', async () => {
+    // A restarting RabbitMQ node rebuilds its routing from the stored bindings; the
+    // consistent-hash exchange also rebuilt its hash ring then, in whatever order, and moved keys
+    // (rabbitmq-server #3386). Here the channel exchange is deleted, bindings and all, and built
+    // again in the opposite order by hand; a second broker, as a restarted publisher, then
+    // publishes the same keys. Every key's messages must sit in one queue: the one partitionOf names.
+    const partitions = 4;
+    const names = new TopologyNames(fixture.namespace);
+    const channel = uniqueChannel('stable');
+    const keys = Array.from({ length: 40 }, (_, k) => `key-${k}`);
+    const before = await fixture.connect({ partitions });
+    await before.declareGroup(channel, 'g');
+    await before.publish(keys.map((key) => wire(channel, key, { round: 1 })));
+
+    const admin = await amqp.connect(url!);
+    try {
+      const ch = await admin.createChannel();
+      const exchange = names.channelExchange(channel);
+      await ch.deleteExchange(exchange);
+      await ch.assertExchange(exchange, 'direct', { durable: true, arguments: { 'x-ferry-partitions': 4 } });
+      for (let i = partitions - 1; i >= 0; i--) {
+        await ch.bindQueue(names.partitionQueue(channel, 'g', i), exchange, String(i));
+      }
+      const after = await fixture.connect({ partitions });
+      await after.declareGroup(channel, 'g');
+      await after.publish(keys.map((key) => wire(channel, key, { round: 2 })));
+
+      // Read with consumers (quorum queues with single-active-consumer refuse basic.get).
+      const queueOf = new Map<string, number[]>();
+      let read = 0;
+      for (let i = 0; i < partitions; i++) {
+        await ch.consume(
+          names.partitionQueue(channel, 'g', i),
+          (got) => {
+            if (got === null) return;
+            const key = String(got.properties.headers?.['ferry-partition-key']);
+            queueOf.set(key, [...(queueOf.get(key) ?? []), i]);
+            read++;
+          },
+          { noAck: true },
+        );
+      }
+      await waitFor(() => read === keys.length * 2, 'both rounds', 10_000);
+      for (const key of keys) {
+        const p = partitionOf(key, partitions);
+        expect(queueOf.get(key), key).toEqual([p, p]);
+      }
+      expect(new Set(keys.map((key) => partitionOf(key, partitions))).size).toBe(partitions);
+    } finally {
+      await admin.close();
     }
   });
 

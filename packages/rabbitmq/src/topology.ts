@@ -1,29 +1,54 @@
 import type { Channel, ChannelModel } from 'amqplib';
 import type { TopologyNames } from './names.js';
+import { partitionRoutingKey } from './partitioning.js';
 
-/** The RabbitMQ plugin that provides the `x-consistent-hash` exchange type. */
-export const CONSISTENT_HASH_PLUGIN = 'rabbitmq_consistent_hash_exchange';
+/**
+ * Thrown when a channel or a group already has another number of partitions than the broker's
+ * `partitions` option. Every publisher and every group of a channel must agree on it: the
+ * partition of a key is its hash modulo the count, so another count sends the key's messages
+ * to another queue than its earlier ones, and they would no longer be handled in order.
+ */
+export class PartitionCountMismatchError extends Error {
+  override readonly name = 'PartitionCountMismatchError';
 
-/** Thrown when RabbitMQ lacks the consistent-hash exchange plugin the adapter partitions with. */
-export class RabbitMqPluginMissingError extends Error {
-  override readonly name = 'RabbitMqPluginMissingError';
-  constructor(cause: unknown) {
-    super(
-      `RabbitMQ plugin ${CONSISTENT_HASH_PLUGIN} is not enabled (exchange type x-consistent-hash is unknown); ` +
-        `enable it with: rabbitmq-plugins enable ${CONSISTENT_HASH_PLUGIN}`,
-      { cause },
-    );
+  constructor(
+    message: string,
+    /** The channel whose partition count differs. */
+    readonly channel: string,
+    /** The partitions this broker is configured with. */
+    readonly partitions: number,
+    /** The partitions the channel already has, when RabbitMQ said so. */
+    readonly existing: number | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
   }
 }
 
-/** Thrown when a group already exists with another number of partitions than the broker's option. */
-export class PartitionCountMismatchError extends Error {
-  override readonly name = 'PartitionCountMismatchError';
-}
-
-/** Whether an error from amqplib says the x-consistent-hash exchange type is unknown. */
-export function isPluginMissing(error: unknown): boolean {
-  return error instanceof Error && /unknown exchange type '?x-consistent-hash/i.test(error.message);
+/**
+ * The {@link PartitionCountMismatchError} a refused declaration of a channel's partition-count
+ * queue means, or undefined if the error is something else. RabbitMQ refuses (406) a queue
+ * declared with another `x-max-length` than it has, naming both values.
+ */
+export function partitionCountMismatch(
+  error: unknown,
+  channel: string,
+  partitions: number,
+): PartitionCountMismatchError | undefined {
+  if ((error as { code?: unknown } | undefined)?.code !== 406) return undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  if (!/inequivalent arg 'x-max-length' for queue/.test(message)) return undefined;
+  const current = /but current is (?:the value )?'(\d+)'/.exec(message)?.[1];
+  const existing = current === undefined ? undefined : Number(current);
+  const theirs = existing === undefined ? 'another number of partitions' : `${existing} partitions`;
+  return new PartitionCountMismatchError(
+    `channel ${channel} has ${theirs}, but this broker is configured with partitions: ${partitions}; ` +
+      'every publisher and consumer group of a channel must use the same number of partitions',
+    channel,
+    partitions,
+    existing,
+    { cause: error },
+  );
 }
 
 /** What a group's partition queues are declared with. */
@@ -34,14 +59,18 @@ export interface GroupSettings {
 
 /**
  * Declares and deletes the adapter's exchanges and queues. All are durable; declaring is
- * idempotent, so every member declares what it needs at subscribe time and after a reconnect.
+ * idempotent, so every member declares what it needs at subscribe time and after a reconnect,
+ * and every publisher declares the channels it publishes to.
  *
  * ```
- * <ns>:<channel>            fanout           publishers send here
- *   └─ <ns>:<channel>:<group>   x-consistent-hash (internal), one per group
- *        └─ <ns>:<channel>:<group>:<i>   quorum queue, single active consumer, i < partitions
- * <ns>:dead-letter          fanout + quorum queue: what the queues' delivery limit dead-letters
+ * <ns>:<channel>.v2                 direct exchange      publishers send here, routing key = partition
+ *   └─ <ns>:<channel>:<group>:<i>   quorum queue, single active consumer, bound with key i, i < partitions
+ * <ns>:<channel>.v2:partitions      quorum queue, x-max-length = partitions: the channel's partition count
+ * <ns>:dead-letter                  fanout + quorum queue: what the queues' delivery limit dead-letters
  * ```
+ *
+ * The publisher computes each message's partition (FNV-1a of the key modulo `partitions`), so
+ * where a key goes depends on nothing RabbitMQ rebuilds when it restarts.
  */
 export class Topology {
   readonly #groups = new Set<string>();
@@ -52,35 +81,42 @@ export class Topology {
     private readonly settings: GroupSettings,
   ) {}
 
-  /** Fails, naming the plugin, when RabbitMQ cannot make consistent-hash exchanges. */
-  async checkPlugin(model: ChannelModel): Promise<void> {
-    const probe = `${this.names.namespace}:plugin-check:${process.pid}:${Date.now().toString(36)}`;
-    try {
-      await withChannel(model, async (channel) => {
-        await channel.assertExchange(probe, 'x-consistent-hash', { durable: false, autoDelete: true });
-        await channel.deleteExchange(probe);
-      });
-    } catch (error) {
-      if (isPluginMissing(error)) throw new RabbitMqPluginMissingError(error);
-      throw error;
-    }
-  }
-
   /** The exchange a channel's messages are published to. */
   channelExchange(channel: string): string {
     return this.names.channelExchange(channel);
   }
 
-  /** Declares a channel's exchange; `amqpChannel` is an open AMQP channel the caller keeps. */
+  /**
+   * Declares a channel: the queue recording its partition count, then its exchange.
+   * `amqpChannel` is an open AMQP channel the caller keeps. Fails with
+   * {@link PartitionCountMismatchError} when the channel has another partition count.
+   */
   async declareChannel(amqpChannel: Channel, channel: string): Promise<string> {
+    const { partitions } = this.settings;
+    try {
+      await amqpChannel.assertQueue(this.names.partitionCountQueue(channel), {
+        durable: true,
+        // RabbitMQ compares x-max-length on every declaration (it ignores unknown arguments, on
+        // exchanges all but alternate-exchange), so a publisher or group with another count fails.
+        arguments: { 'x-queue-type': 'quorum', 'x-max-length': partitions },
+      });
+    } catch (error) {
+      throw partitionCountMismatch(error, channel, partitions) ?? error;
+    }
     const exchange = this.names.channelExchange(channel);
-    await amqpChannel.assertExchange(exchange, 'fanout', { durable: true });
+    await amqpChannel.assertExchange(exchange, 'direct', {
+      durable: true,
+      // For operators reading the exchange; the queue above is what RabbitMQ enforces.
+      arguments: { 'x-ferry-partitions': partitions },
+    });
     return exchange;
   }
 
   /**
-   * Declares a group on a channel: its hash exchange and partition queues, bound to the channel
-   * last, so that no message is routed before every partition is in the hash ring. Returns the
+   * Declares a group on a channel: every partition queue first, then their bindings (queue `i`
+   * with binding key `i`). The channel exchange routes a message only to the queue of its own
+   * partition, so a half-declared group can miss a message but never misplace one; from the
+   * moment `declareGroup` resolves, every message of the channel is kept. Returns the
    * partition queue names.
    */
   async declareGroup(model: ChannelModel, channel: string, group: string): Promise<string[]> {
@@ -89,45 +125,44 @@ export class Topology {
     );
     const groupKey = `${channel}:${group}`;
     if (!this.#groups.has(groupKey)) await this.#checkPartitionCount(model, channel, group);
-    const exchange = this.names.groupExchange(channel, group);
     const deadLetter = this.names.deadLetter();
-    try {
-      await withChannel(model, async (ch) => {
-        if (!this.#deadLetterDeclared) {
-          await ch.assertExchange(deadLetter, 'fanout', { durable: true });
-          await ch.assertQueue(deadLetter, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-          await ch.bindQueue(deadLetter, deadLetter, '');
-        }
-        const channelExchange = await this.declareChannel(ch, channel);
-        await ch.assertExchange(exchange, 'x-consistent-hash', { durable: true, internal: true });
-        for (const queue of queues) {
-          await ch.assertQueue(queue, { durable: true, arguments: this.#queueArguments() });
-          await ch.bindQueue(queue, exchange, '1');
-        }
-        await ch.bindExchange(exchange, channelExchange, '');
-      });
-    } catch (error) {
-      if (isPluginMissing(error)) throw new RabbitMqPluginMissingError(error);
-      throw error;
-    }
+    await withChannel(model, async (ch) => {
+      if (!this.#deadLetterDeclared) {
+        await ch.assertExchange(deadLetter, 'fanout', { durable: true });
+        await ch.assertQueue(deadLetter, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+        await ch.bindQueue(deadLetter, deadLetter, '');
+      }
+      const exchange = await this.declareChannel(ch, channel);
+      for (const queue of queues) {
+        await ch.assertQueue(queue, { durable: true, arguments: this.#queueArguments() });
+      }
+      for (const [index, queue] of queues.entries()) {
+        await ch.bindQueue(queue, exchange, partitionRoutingKey(index));
+      }
+    });
     this.#deadLetterDeclared = true;
     this.#groups.add(groupKey);
     return queues;
   }
 
-  /** Deletes a group's queues (and the messages in them) and its hash exchange. */
+  /** Deletes a group's queues (and the messages in them); their bindings go with them. */
   async deleteGroup(model: ChannelModel, channel: string, group: string, partitions: number): Promise<void> {
     await withChannel(model, async (ch) => {
-      await ch.deleteExchange(this.names.groupExchange(channel, group));
       for (let i = 0; i < partitions; i++) await ch.deleteQueue(this.names.partitionQueue(channel, group, i));
       await ch.deleteQueue(this.names.rosterQueue(channel, group));
     });
     this.#groups.delete(`${channel}:${group}`);
   }
 
-  /** Deletes a channel's exchange (groups bound to it stop receiving). */
+  /**
+   * Deletes a channel's exchange (groups bound to it stop receiving) and the record of its
+   * partition count. A group's queues keep their own count: subscribing with another still fails.
+   */
   async deleteChannel(model: ChannelModel, channel: string): Promise<void> {
-    await withChannel(model, (ch) => ch.deleteExchange(this.names.channelExchange(channel)).then(() => {}));
+    await withChannel(model, async (ch) => {
+      await ch.deleteExchange(this.names.channelExchange(channel));
+      await ch.deleteQueue(this.names.partitionCountQueue(channel));
+    });
   }
 
   /** Deletes the dead-letter exchange and queue, with what they hold. */
@@ -153,8 +188,9 @@ export class Topology {
   }
 
   /**
-   * Refuses to add partitions to, or drop them from, an existing group: the consistent-hash
-   * ring would move keys to other queues while earlier messages of theirs are still queued.
+   * Refuses to add partitions to, or drop them from, an existing group: another count moves keys
+   * to other queues while earlier messages of theirs are still queued. (The channel's recorded
+   * count catches the same mismatch unless the channel was deleted and declared again.)
    */
   async #checkPartitionCount(model: ChannelModel, channel: string, group: string): Promise<void> {
     const p = this.settings.partitions;
@@ -162,11 +198,17 @@ export class Topology {
     if (await queueExists(model, name(p))) {
       throw new PartitionCountMismatchError(
         `group ${group} on ${channel} has more than ${p} partitions; use the partitions it was created with`,
+        channel,
+        p,
+        undefined,
       );
     }
     if (p > 1 && (await queueExists(model, name(0))) && !(await queueExists(model, name(p - 1)))) {
       throw new PartitionCountMismatchError(
         `group ${group} on ${channel} has fewer than ${p} partitions; use the partitions it was created with`,
+        channel,
+        p,
+        undefined,
       );
     }
   }

@@ -1,8 +1,8 @@
 import type { WireMessage } from '@ferry/core';
 import type { ConsumeMessage, Message, Options } from 'amqplib';
-import { routingKeyFor } from './names.js';
+import { partitionOf, partitionRoutingKey } from './partitioning.js';
 
-/** AMQP header carrying the partition key (the routing key may be a digest of it). */
+/** AMQP header carrying the partition key (the routing key is the key's partition number). */
 export const PARTITION_KEY_HEADER = 'ferry-partition-key';
 /** Prefix under which a wire header travels when its own name is reserved (see {@link encodeWire}). */
 const ESCAPED_PREFIX = 'ferry-h-';
@@ -13,6 +13,7 @@ const MAX_HEADER_NAME_BYTES = 255;
 /** A wire message ready for `channel.publish`. */
 export interface EncodedMessage {
   readonly wire: WireMessage;
+  /** The number of the partition the message goes to, as a string (see {@link partitionOf}). */
   readonly routingKey: string;
   readonly content: Buffer;
   readonly options: Options.Publish;
@@ -22,9 +23,11 @@ export interface EncodedMessage {
  * Turns a wire message into an AMQP message. Each wire header travels as an AMQP header of
  * the same name, so that tools see `traceparent`, `type` and the rest as they are; a name that
  * starts with `x-` or `ferry-` (reserved for the broker and the adapter) travels escaped as
- * `ferry-h-<name>`, so every header comes back exactly as it was sent.
+ * `ferry-h-<name>`, so every header comes back exactly as it was sent. The routing key is the
+ * partition of the message's key out of `partitions`, which the channel exchange routes to
+ * every group's queue of that number.
  */
-export function encodeWire(wire: WireMessage): EncodedMessage {
+export function encodeWire(wire: WireMessage, partitions: number): EncodedMessage {
   const headers: Record<string, string> = { [PARTITION_KEY_HEADER]: wire.partitionKey };
   for (const [name, value] of Object.entries(wire.headers)) {
     const amqpName = RESERVED.test(name) ? `${ESCAPED_PREFIX}${name}` : name;
@@ -35,7 +38,7 @@ export function encodeWire(wire: WireMessage): EncodedMessage {
   }
   return {
     wire,
-    routingKey: routingKeyFor(wire.partitionKey),
+    routingKey: partitionRoutingKey(partitionOf(wire.partitionKey, partitions)),
     content: Buffer.from(wire.body, 'utf8'),
     options: {
       messageId: wire.id,
@@ -55,14 +58,25 @@ export function decodeWire(channel: string, message: Message): WireMessage {
     if (name.startsWith(ESCAPED_PREFIX)) headers[name.slice(ESCAPED_PREFIX.length)] = headerString(value);
     else if (!RESERVED.test(name)) headers[name] = headerString(value);
   }
-  const partitionKey = amqpHeaders[PARTITION_KEY_HEADER];
   return {
     id: String(message.properties.messageId ?? ''),
     channel,
-    partitionKey: partitionKey === undefined ? message.fields.routingKey : headerString(partitionKey),
+    partitionKey: partitionKeyOf(message),
     headers,
     body: message.content.toString('utf8'),
   };
+}
+
+/**
+ * The partition key of a delivery, from its header. A message published without the adapter
+ * may lack it; its routing key (the partition number) stands in, which still keeps it in order
+ * with its partition.
+ */
+export function partitionKeyOf(message: Message): string {
+  const partitionKey = (message.properties.headers as Record<string, unknown> | undefined)?.[
+    PARTITION_KEY_HEADER
+  ];
+  return partitionKey === undefined ? message.fields.routingKey : headerString(partitionKey);
 }
 
 /**

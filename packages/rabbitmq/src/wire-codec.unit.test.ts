@@ -1,7 +1,7 @@
 import type { WireMessage } from '@ferry/core';
 import type { Message } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { routingKeyFor } from './names.js';
+import { partitionOf } from './partitioning.js';
 import { decodeWire, encodeWire, previousDeliveries } from './wire-codec.js';
 
 const message: WireMessage = {
@@ -14,13 +14,13 @@ const message: WireMessage = {
 
 /** What RabbitMQ hands back for an encoded message, plus the headers it adds. */
 function delivered(wire: WireMessage, added: Record<string, unknown> = {}): Message {
-  const encoded = encodeWire(wire);
+  const encoded = encodeWire(wire, 8);
   return {
     content: encoded.content,
     fields: {
       deliveryTag: 1,
       redelivered: false,
-      exchange: 'ferry:order.events',
+      exchange: 'ferry:order.events.v2',
       routingKey: encoded.routingKey,
     },
     properties: { ...encoded.options, headers: { ...encoded.options.headers, ...added } },
@@ -29,7 +29,7 @@ function delivered(wire: WireMessage, added: Record<string, unknown> = {}): Mess
 
 describe('wire codec', () => {
   it('round-trips a message, escaping header names reserved for RabbitMQ and the adapter', () => {
-    const encoded = encodeWire(message);
+    const encoded = encodeWire(message, 8);
     expect(encoded.options.headers).toMatchObject({
       'ferry-h-x-tenant': 'acme',
       'ferry-h-ferry-h-x': 'y',
@@ -47,16 +47,22 @@ describe('wire codec', () => {
     expect(previousDeliveries(delivered(message, { 'x-delivery-count': 3 }) as never)).toBe(3);
   });
 
-  it('routes a key too long for a routing key by a stable digest, and keeps the key itself', () => {
+  it('routes by the partition of the key and carries the key itself, however long', () => {
+    expect(encodeWire(message, 8).routingKey).toBe(String(partitionOf('order-1', 8)));
+    expect(encodeWire(message, 1).routingKey).toBe('0');
     const key = 'k'.repeat(300);
-    expect(routingKeyFor(key)).toBe(routingKeyFor(key));
-    expect(routingKeyFor(key)).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(routingKeyFor('short')).toBe('short');
+    expect(encodeWire({ ...message, partitionKey: key }, 8).routingKey).toBe(String(partitionOf(key, 8)));
     expect(decodeWire('c', delivered({ ...message, partitionKey: key })).partitionKey).toBe(key);
   });
 
+  it('takes the routing key (the partition) as the key of a message published without the adapter', () => {
+    const foreign = delivered(message);
+    delete (foreign.properties.headers as Record<string, unknown>)['ferry-partition-key'];
+    expect(decodeWire('order.events', foreign).partitionKey).toBe(String(partitionOf('order-1', 8)));
+  });
+
   it('rejects a header name AMQP cannot carry', () => {
-    expect(() => encodeWire({ ...message, headers: { ['h'.repeat(300)]: 'v' } })).toThrow(
+    expect(() => encodeWire({ ...message, headers: { ['h'.repeat(300)]: 'v' } }, 8)).toThrow(
       /too long for AMQP/,
     );
   });

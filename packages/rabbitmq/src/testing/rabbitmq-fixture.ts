@@ -62,12 +62,14 @@ export function rabbitFixture(url: string, label: string): RabbitFixture {
       try {
         const channel = await model.createChannel();
         for (const { channel: name, group, partitions } of groups.values()) {
-          await channel.deleteExchange(names.groupExchange(name, group));
           for (let i = 0; i < partitions; i++)
             await channel.deleteQueue(names.partitionQueue(name, group, i));
           await channel.deleteQueue(names.rosterQueue(name, group));
         }
-        for (const name of channels) await channel.deleteExchange(names.channelExchange(name));
+        for (const name of channels) {
+          await channel.deleteExchange(names.channelExchange(name));
+          await channel.deleteQueue(names.partitionCountQueue(name));
+        }
         await channel.deleteExchange(names.deadLetter());
         await channel.deleteQueue(names.deadLetter());
         await channel.close();
