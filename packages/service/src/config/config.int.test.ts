@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createService } from '../runtime/service.js';
+import { createService } from '../runtime/create-service.js';
 import { testSettings } from '../test-support/sample.service.js';
 import { LogCapture } from '../testing/index.js';
 import { ConfigError } from './config.error.js';

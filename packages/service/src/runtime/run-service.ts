@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { ConfigError } from '../config/config.error.js';
-import { createService, type Service } from './service.js';
+import { createService } from './create-service.js';
+import type { Service } from './service.js';
 import type { ServiceDeclaration } from './service-declaration.js';
 
 /**

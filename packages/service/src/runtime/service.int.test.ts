@@ -6,7 +6,8 @@ import { call } from '../test-support/http.js';
 import { testSettings } from '../test-support/sample.service.js';
 import { LogCapture } from '../testing/index.js';
 import type { Component } from './component.js';
-import { createService, type Service } from './service.js';
+import { createService } from './create-service.js';
+import type { Service } from './service.js';
 
 const services: Service[] = [];
 afterEach(async () => {
