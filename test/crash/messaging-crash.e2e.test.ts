@@ -110,6 +110,7 @@ function crashScenario(relay: CrashConfig['relay'], broker: CrashConfig['broker'
       const env = { FERRY_CRASH_CONFIG: JSON.stringify(config) };
       const relayProcess = new ProcessHandle('test/crash/relay.process.ts', env);
       const consumerProcess = new ProcessHandle('test/crash/consumer.process.ts', env);
+      onTestFinished(() => Promise.all([relayProcess.dispose(), consumerProcess.dispose()]).then(() => {}));
       await Promise.all([relayProcess.start(), consumerProcess.start()]);
 
       // The producer commits batches of 50; a commit whose outcome was lost in a restart is

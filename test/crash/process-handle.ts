@@ -57,6 +57,16 @@ export class ProcessHandle {
     this.#child = undefined;
   }
 
+  /** Ends the process, if it runs, without counting it as a fault (a failed test's clean-up). */
+  async dispose(): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.#expectingExit = true;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  }
+
   /** SIGTERM, then wait for a clean exit. */
   async stop(): Promise<void> {
     const child = this.#child;
