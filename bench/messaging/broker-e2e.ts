@@ -1,0 +1,144 @@
+import type { Broker } from '@ferry/core';
+import { createPostgresMessaging } from '@ferry/postgres';
+import { resetServiceDatabase } from '../lib/bench-databases.js';
+import { closedLoopRate } from '../lib/report.js';
+import { waitForCount } from '../lib/wait.js';
+import { BenchOrders, KEYS } from './bench-order.js';
+
+/** What an end-to-end run measured. */
+export interface EndToEndResult {
+  /** Messages produced and consumed in the timed run. */
+  readonly messages: number;
+  /** Messages from the first producer commit to the last consumer commit, per second. */
+  readonly msgsPerS: number;
+  /** Business transactions the producers committed per second meanwhile (their own ceiling shows here). */
+  readonly producedPerS: number;
+  /** Share of the run this process's event loop was busy (producers, relay and consumer share it). */
+  readonly eventLoopBusy: number;
+}
+
+/**
+ * Producer commit to consumer commit through the whole path: producers commit business
+ * transactions with an OrderPlaced event each as fast as they can for `ms`, the polling relay publishes
+ * them to `broker`, and a MessageConsumer with the PostgreSQL inbox handles each one in a
+ * transaction of its own database (a second broker connection, as another service would have).
+ * One message per key first warms up streams, queues and partition ownership, untimed.
+ */
+export async function measureEndToEnd(options: {
+  /** The producing service's database and the consuming service's, both emptied first. */
+  readonly serviceUrl: string;
+  readonly consumerUrl: string;
+  readonly label: string;
+  readonly relayBroker: Broker;
+  readonly consumerBroker: Broker;
+  /** How long the producers commit; the clock then runs on until the consumer has handled every message. */
+  readonly ms: number;
+  readonly producers: number;
+  readonly relayBatchSize: number;
+}): Promise<EndToEndResult> {
+  const { serviceUrl, consumerUrl, label, ms, producers } = options;
+  const orders = new BenchOrders(`BenchE2e${label}`);
+  const service = createPostgresMessaging({
+    connectionString: serviceUrl,
+    broker: options.relayBroker,
+    poolSize: producers + 2,
+    relay: false,
+  });
+  await service.start();
+  await resetServiceDatabase(service.pool);
+  await orders.createTable(service);
+  const relaying = createPostgresMessaging({
+    connectionString: serviceUrl,
+    broker: options.relayBroker,
+    poolSize: 3,
+    relay: { name: `e2e-${label}`, batchSize: options.relayBatchSize },
+  });
+  const consumerSide = createPostgresMessaging({
+    connectionString: consumerUrl,
+    broker: options.consumerBroker,
+    poolSize: 20,
+    relay: false,
+  });
+  await consumerSide.start();
+  await resetServiceDatabase(consumerSide.pool);
+  await consumerSide.pool.query('CREATE TABLE seen (order_id text, total numeric)');
+
+  let consumed = 0;
+  let lastConsumedAt = 0;
+  const consumer = consumerSide
+    .consumer('bench-consumer', {
+      concurrency: 16,
+      onEvent: (e) => {
+        if (e.kind !== 'handled') return;
+        consumed++;
+        lastConsumedAt = performance.now();
+      },
+    })
+    .on(orders.type, async ({ tx, message }) => {
+      await tx.query('INSERT INTO seen VALUES ($1, $2)', [message.payload.orderId, message.payload.total]);
+    });
+  await consumer.start();
+  await relaying.start();
+  try {
+    for (let i = 0; i < KEYS; i++) await orders.place(service);
+    await waitForCount(() => consumed, KEYS, `${label} e2e warm-up`);
+
+    let produced = 0;
+    const elu = performance.eventLoopUtilization();
+    const started = performance.now();
+    const end = started + ms;
+    await Promise.all(
+      Array.from({ length: producers }, async () => {
+        while (performance.now() < end) {
+          await orders.place(service, performance.now());
+          produced++;
+        }
+      }),
+    );
+    const producedMs = performance.now() - started;
+    await waitForCount(() => consumed, KEYS + produced, `${label} e2e`);
+    return {
+      messages: produced,
+      msgsPerS: produced / ((lastConsumedAt - started) / 1000),
+      producedPerS: produced / (producedMs / 1000),
+      eventLoopBusy: performance.eventLoopUtilization(elu).utilization,
+    };
+  } finally {
+    await consumer.stop();
+    await relaying.stop();
+    await consumerSide.stop();
+    await service.stop();
+  }
+}
+
+/**
+ * The ceiling of any end-to-end figure here: business transactions per second that `producers`
+ * commit on the service database with no relay and no consumer running (same transaction, same
+ * database server, which the consumer's inbox transactions share in the end-to-end runs).
+ */
+export async function measureProducersAlone(options: {
+  readonly url: string;
+  readonly broker: Broker;
+  readonly producers: number;
+  readonly ms: number;
+}): Promise<number> {
+  const orders = new BenchOrders('BenchProducersAlone');
+  const service = createPostgresMessaging({
+    connectionString: options.url,
+    broker: options.broker,
+    poolSize: options.producers + 2,
+    relay: false,
+  });
+  await service.start();
+  try {
+    await resetServiceDatabase(service.pool);
+    await orders.createTable(service);
+    const place = async () => {
+      await orders.place(service);
+    };
+    await closedLoopRate(options.producers, 200, place);
+    return await closedLoopRate(options.producers, options.ms, place);
+  } finally {
+    await service.stop();
+  }
+}

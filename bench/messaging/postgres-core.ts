@@ -1,0 +1,157 @@
+import { defineEvent, event, type Message } from '@ferry/core';
+import { createPostgresMessaging, PostgresBroker, withTransaction } from '@ferry/postgres';
+import { z } from 'zod';
+import type { BenchDatabases } from '../lib/bench-databases.js';
+import { LatencyHistogram } from '../lib/histogram.js';
+import { closedLoopRate, openLoop, quick } from '../lib/report.js';
+import type { BenchPart } from './bench-part.js';
+
+/*
+ * Issue 2's part: outbox overhead against plain inserts, end-to-end throughput and open-loop
+ * latency of the PostgreSQL broker with the polling relay.
+ */
+const OrderPlaced = defineEvent(
+  'OrderPlaced',
+  z.object({ orderId: z.string(), total: z.string(), scheduledAt: z.number() }),
+  'BenchOrder',
+);
+const seconds = quick ? 3 : 10;
+const producers = 4;
+const keys = 64;
+
+/** Runs issue 2's measurements on fresh databases of `databases`' server. */
+export async function runPostgresCore(databases: BenchDatabases): Promise<BenchPart> {
+  const serviceUrl = await databases.fresh('service');
+  const consumerUrl = await databases.fresh('consumer');
+  const brokerUrl = await databases.fresh('broker');
+
+  const broker = await PostgresBroker.connect({ connectionString: brokerUrl });
+  const service = createPostgresMessaging({
+    connectionString: serviceUrl,
+    broker,
+    poolSize: producers + 2,
+    relay: false,
+  });
+  await service.start();
+  await service.pool.query(`CREATE TABLE plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, data text NOT NULL);
+  CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, order_id text NOT NULL, total numeric NOT NULL)`);
+
+  let n = 0;
+  const nextOrder = () => {
+    n++;
+    return { orderId: `order-${n % keys}`, total: '12.34' };
+  };
+  const plainInsert = async () => {
+    await service.pool.query('INSERT INTO plain (data) VALUES ($1)', [`row ${n++}`]);
+  };
+  const businessTx = (withOutbox: boolean, scheduledAt = 0) =>
+    withTransaction(service.pool, async (tx) => {
+      const order = nextOrder();
+      await tx.query('INSERT INTO orders (order_id, total) VALUES ($1, $2)', [order.orderId, order.total]);
+      if (withOutbox)
+        await service.messaging.publishEvents(tx, { type: 'BenchOrder', id: order.orderId }, [
+          event(OrderPlaced, { ...order, scheduledAt }),
+        ]);
+    });
+
+  console.log(
+    `PostgreSQL ${databases.server.embedded ? 'embedded' : databases.server.adminUrl}; ${producers} producer connections; ${seconds} s per measurement`,
+  );
+  // Warm up the server and the prepared statements.
+  await closedLoopRate(producers, 500, () => businessTx(true));
+
+  const baseline: number[] = [];
+  const without: number[] = [];
+  const withOutbox: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    baseline.push(await closedLoopRate(producers, (seconds * 1000) / 2, plainInsert));
+    without.push(await closedLoopRate(producers, (seconds * 1000) / 2, () => businessTx(false)));
+    withOutbox.push(await closedLoopRate(producers, (seconds * 1000) / 2, () => businessTx(true)));
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  await service.pool.query('TRUNCATE ferry.outbox');
+
+  // End to end: producers commit as fast as they can while the relay and the consumer run.
+  const consumerSide = createPostgresMessaging({
+    connectionString: consumerUrl,
+    broker,
+    poolSize: 20,
+    relay: false,
+  });
+  await consumerSide.start();
+  await consumerSide.pool.query('CREATE TABLE seen (order_id text, total numeric)');
+  const relaying = createPostgresMessaging({ connectionString: serviceUrl, broker, poolSize: 3, relay: {} });
+  let consumed = 0;
+  let lastConsumedAt = 0;
+  let latency: LatencyHistogram | undefined;
+  const consumer = consumerSide
+    .consumer('bench-consumer', {
+      concurrency: 16,
+      onEvent: (e) => {
+        if (e.kind !== 'handled') return;
+        consumed++;
+        lastConsumedAt = performance.now();
+        latency?.recordMs(
+          lastConsumedAt - (e.message as Message<{ scheduledAt: number }>).payload.scheduledAt,
+        );
+      },
+    })
+    .on(OrderPlaced, async ({ tx, message }) => {
+      await tx.query('INSERT INTO seen VALUES ($1, $2)', [message.payload.orderId, message.payload.total]);
+    });
+  await consumer.start();
+  await relaying.start();
+
+  const e2eCount = quick ? 6000 : 20000;
+  let produced = 0;
+  const e2eStart = performance.now();
+  await Promise.all(
+    Array.from({ length: producers }, async () => {
+      while (produced < e2eCount) {
+        produced++;
+        await businessTx(true, performance.now());
+      }
+    }),
+  );
+  while (consumed < e2eCount) await new Promise((r) => setTimeout(r, 5));
+  const e2eRate = e2eCount / ((lastConsumedAt - e2eStart) / 1000);
+
+  // Latency: open loop at half the end-to-end rate, timed from each message's scheduled start.
+  latency = new LatencyHistogram();
+  const before = consumed;
+  const rate = Math.floor(e2eRate / 2);
+  let sent = 0;
+  await openLoop(rate, seconds * 1000, async (scheduledAt) => {
+    sent++;
+    await businessTx(true, scheduledAt);
+  });
+  while (consumed - before < sent) await new Promise((r) => setTimeout(r, 5));
+
+  await consumer.stop();
+  await relaying.stop();
+  await consumerSide.stop();
+  await service.stop();
+  await broker.close();
+
+  return {
+    metrics: {
+      baseline_insert_tps: mean(baseline),
+      business_tx_per_s: mean(without),
+      business_tx_with_outbox_per_s: mean(withOutbox),
+      outbox_write_ratio: mean(withOutbox) / mean(without),
+      pg_broker_e2e_msgs_per_s: e2eRate,
+      pg_broker_latency_rate_msgs_per_s: rate,
+      pg_broker_p50_ms: latency.percentileMs(50),
+      pg_broker_p90_ms: latency.percentileMs(90),
+      pg_broker_p99_ms: latency.percentileMs(99),
+      pg_broker_max_ms: latency.percentileMs(100),
+    },
+    notes: {
+      baseline_insert_tps: 'single-row INSERT transactions/s (same client, same database)',
+      outbox_write_ratio: 'target ≥ 0.85 (with outbox ÷ without)',
+      pg_broker_e2e_msgs_per_s: 'target ≥ 1,500 (producer commit → consumer commit)',
+      pg_broker_p50_ms: 'target ≤ 10 (open loop at half the e2e rate)',
+      pg_broker_p99_ms: 'target ≤ 50',
+    },
+  };
+}
