@@ -142,7 +142,7 @@ async function probe<B extends Broker>(server: BrokerServer<B>): Promise<BrokerS
     console.log(
       `SKIPPED ${prefix} metrics: ${server.kind} at ${redact(server.url)} is unreachable (${reason})`,
     );
-    await server.cleanup().catch(() => {});
+    // Nothing was created: the first connection failed.
     return undefined;
   }
 }
