@@ -1,4 +1,3 @@
-import { AsyncResource } from 'node:async_hooks';
 import {
   type Context,
   context,
@@ -21,12 +20,10 @@ import { routeInfo } from './route-info.js';
 
 const kSpan = Symbol('ferry.span');
 const kStarted = Symbol('ferry.started');
-const kScope = Symbol('ferry.scope');
 
 interface Scoped {
   [kSpan]?: Span | undefined;
   [kStarted]?: number;
-  [kScope]?: AsyncResource;
 }
 
 /** Options of {@link observeRequests}. */
@@ -39,6 +36,11 @@ export interface ObservabilityOptions {
   /** Checks bearer tokens; `undefined` with AUTH_MODE=none. */
   readonly verifier: AccessTokenVerifier | undefined;
 }
+
+const pathOf = (url: string) => {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+};
 
 /** The correlation id header: read from callers, set on every response. */
 export const CORRELATION_HEADER = 'x-correlation-id';
@@ -89,7 +91,7 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
     const span = tracing.startSpan(
       `${request.method} ${route}`,
       SpanKind.SERVER,
-      { 'http.request.method': request.method, 'http.route': route, 'url.path': request.url.split('?')[0] },
+      { 'http.request.method': request.method, 'http.route': route, 'url.path': pathOf(request.url) },
       parent,
     );
     request[kSpan] = span;
@@ -97,14 +99,9 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
       { correlationId: request.id },
       span ? trace.setSpan(parent, span) : parent,
     );
-    // Requests with a body lose the context in Node's stream callbacks while it is parsed; the
-    // scope captured here is entered again before validation.
-    const hasBody = headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
-    const enter = (scope: Context) =>
-      context.with(scope, () => {
-        if (hasBody) request[kScope] = new AsyncResource('ferry.request');
-        done();
-      });
+    // Fastify parses bodies in an AsyncResource of the request, so the context entered here
+    // reaches the handler of a request with a body too.
+    const enter = (scope: Context) => context.with(scope, done);
     let authenticated: Authenticated | Promise<Authenticated> | undefined;
     try {
       authenticated = authenticate(request, reply, options.verifier);
@@ -120,12 +117,6 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
       ({ principal, token }) => enter(withRequestScope({ principal, accessToken: token }, active)),
       (error: Error) => context.with(active, () => done(error)),
     );
-  });
-
-  app.addHook('preValidation', (request: FastifyRequest & Scoped, _reply, done) => {
-    const scope = request[kScope];
-    if (scope) scope.runInAsyncScope(done);
-    else done();
   });
 
   app.addHook('onResponse', (request: FastifyRequest & Scoped, reply: FastifyReply, done) => {

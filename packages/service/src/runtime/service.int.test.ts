@@ -1,5 +1,7 @@
+import { trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { currentCorrelationId } from '../context/request-context.js';
 import { lagCheck } from '../health/health-check.js';
 import { defineRoute } from '../http/route.js';
 import { call } from '../test-support/http.js';
@@ -204,6 +206,41 @@ describe('observability of HTTP requests', () => {
     expect(line.url).toBe('/work?access_token=%5Bredacted%5D');
     expect(JSON.stringify(logs.lines)).not.toContain('abc123');
     expect(JSON.stringify(logs.lines)).not.toContain('secret-token');
+  });
+
+  it('keeps the trace and correlation id in handlers of requests with a body', async () => {
+    const { service } = await build({
+      routes: [
+        defineRoute({
+          method: 'POST',
+          url: '/echo',
+          schema: { body: z.strictObject({ text: z.string() }) },
+          handler: async ({ body }) => {
+            await new Promise((r) => setTimeout(r, 5));
+            return {
+              text: body.text,
+              correlationId: currentCorrelationId(),
+              traceId: trace.getActiveSpan()?.spanContext().traceId,
+            };
+          },
+        }),
+      ],
+    });
+    await service.start();
+    const res = await call(`${service.url}/echo`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-correlation-id': 'with-body',
+        traceparent: '00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01',
+      },
+      body: JSON.stringify({ text: 'x'.repeat(600_000) }),
+    });
+    expect({ ...res.body, text: res.body.text.length }).toEqual({
+      text: 600_000,
+      correlationId: 'with-body',
+      traceId: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    });
   });
 
   it('refuses a correlation id that could forge log lines and makes a new one', async () => {
