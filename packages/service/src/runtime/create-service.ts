@@ -170,6 +170,7 @@ export async function createService<S extends z.ZodRawShape = Record<never, neve
     audit,
     exceptions,
     discovery,
+    accessTokens: verifier,
     httpClient(target, options = {}) {
       const client = new HttpClient({ discovery, tracing, metrics, logger, ...options, target });
       clients.add(client);

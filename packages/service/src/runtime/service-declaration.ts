@@ -11,6 +11,7 @@ import type pg from 'pg';
 import type { DestinationStream, Logger } from 'pino';
 import type { z } from 'zod';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { AccessTokenVerifier } from '../auth/access-token.verifier.js';
 import type { HttpClient, HttpClientOptions } from '../clients/http-client.js';
 import type { BaseSettings } from '../config/base.settings.js';
 import type { ConfigLayers } from '../config/config.loader.js';
@@ -53,6 +54,8 @@ export interface ServiceContext<S extends z.ZodRawShape = any> {
   readonly audit: AuditLog | undefined;
   readonly exceptions: ExceptionTracker;
   readonly discovery: ServiceDiscovery;
+  /** The access-token verifier (for a gRPC server or a gateway); `undefined` with AUTH_MODE=none. */
+  readonly accessTokens: AccessTokenVerifier | undefined;
   /** A resilient client for another service (by name, through discovery) or a base URL. */
   httpClient(target: string, options?: Omit<HttpClientOptions, 'target'>): HttpClient;
 }
