@@ -63,32 +63,43 @@ export function authenticate(
     });
   }
   const token = match[1]!;
-  const admit = (principal: Principal): Authenticated => {
-    if (typeof auth === 'object') {
-      if (auth.roles && !hasRoles(principal, auth.roles))
-        throw new ProblemError(PROBLEMS.forbidden, `requires role(s): ${auth.roles.join(', ')}`);
-      if (auth.scopes && !hasScopes(principal, auth.scopes)) {
+  const remembered = verifier.remembered(token);
+  if (remembered) return admit(request, reply, auth, remembered, token);
+  return verifier.verify(token).then(
+    (principal) => admit(request, reply, auth, principal, token),
+    (error: unknown) => {
+      if (error instanceof InvalidTokenError) {
         reply.header(
           'www-authenticate',
-          `Bearer error="insufficient_scope", scope="${auth.scopes.join(' ')}"`,
+          `Bearer error="invalid_token", error_description="${error.message}"`,
         );
-        throw new ProblemError(PROBLEMS.forbidden, `requires scope(s): ${auth.scopes.join(', ')}`);
+        throw new ProblemError(PROBLEMS.invalidToken, error.message, { reason: error.reason });
       }
+      if (error instanceof KeySetUnavailableError)
+        throw new ProblemError(PROBLEMS.unavailable, 'access tokens cannot be checked now', {
+          reason: 'jwks',
+        });
+      throw error;
+    },
+  );
+}
+
+/** Checks the route's roles and scopes against a verified principal, and makes it the request's. */
+function admit(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  auth: RouteAuth,
+  principal: Principal,
+  token: string,
+): Authenticated {
+  if (typeof auth === 'object') {
+    if (auth.roles && !hasRoles(principal, auth.roles))
+      throw new ProblemError(PROBLEMS.forbidden, `requires role(s): ${auth.roles.join(', ')}`);
+    if (auth.scopes && !hasScopes(principal, auth.scopes)) {
+      reply.header('www-authenticate', `Bearer error="insufficient_scope", scope="${auth.scopes.join(' ')}"`);
+      throw new ProblemError(PROBLEMS.forbidden, `requires scope(s): ${auth.scopes.join(', ')}`);
     }
-    request.principal = principal;
-    return { principal, token };
-  };
-  const remembered = verifier.remembered(token);
-  if (remembered) return admit(remembered);
-  return verifier.verify(token).then(admit, (error: unknown) => {
-    if (error instanceof InvalidTokenError) {
-      reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${error.message}"`);
-      throw new ProblemError(PROBLEMS.invalidToken, error.message, { reason: error.reason });
-    }
-    if (error instanceof KeySetUnavailableError)
-      throw new ProblemError(PROBLEMS.unavailable, 'access tokens cannot be checked now', {
-        reason: 'jwks',
-      });
-    throw error;
-  });
+  }
+  request.principal = principal;
+  return { principal, token };
 }
