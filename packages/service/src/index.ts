@@ -38,6 +38,7 @@ export * from './exceptions/exception.tracker.js';
 export * from './exceptions/sentry.forwarder.js';
 export * from './health/health-check.js';
 export type { RouteAuth } from './http/auth.hook.js';
+export * from './http/dead-letter.routes.js';
 export { expectedProblem, type FieldIssue } from './http/error-handler.js';
 export { CORRELATION_HEADER } from './http/observability.hooks.js';
 export * from './http/route.js';
