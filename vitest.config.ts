@@ -12,7 +12,9 @@ const reportDir = process.env.FERRY_TEST_REPORT_DIR;
 export default defineConfig({
   test: {
     // CI asks for a JSON report per run, to print one closing line for all of them.
-    reporters: reportDir ? ['default', ['json', { outputFile: `${reportDir}/vitest-${process.pid}.json` }]] : ['default'],
+    reporters: reportDir
+      ? ['default', ['json', { outputFile: `${reportDir}/vitest-${process.pid}.json` }]]
+      : ['default'],
     // Two cores: more workers only fight over them and over the one database server.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },

