@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { commitWithOutbox, deferOutboxWrites, discardDeferred } from './outbox/deferred-outbox.js';
 
 /** A node-postgres client or pool: anything that runs a query. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -43,7 +42,6 @@ export async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
 
 /**
  * Runs `work` in a transaction on a client from `pool`: commit on success, rollback on error.
- * Outbox messages sent in it are written by the COMMIT's own round trip.
  * @example
  * await withTransaction(pool, async (tx) => { await tx.query('UPDATE ...'); await outbox.append(tx, messages); });
  */
@@ -52,9 +50,8 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient
   let broken = false;
   try {
     await client.query('BEGIN');
-    deferOutboxWrites(client);
     const result = await work(client);
-    await commitWithOutbox(client);
+    await client.query('COMMIT');
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {
@@ -62,7 +59,6 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient
     });
     throw error;
   } finally {
-    discardDeferred(client);
     client.release(broken);
   }
 }

@@ -1,7 +1,6 @@
 import type { Inbox, InboxResult } from '@ferry/core';
 import type pg from 'pg';
 import { checkout } from '../database.js';
-import { commitWithOutbox, deferOutboxWrites, discardDeferred } from '../outbox/deferred-outbox.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -30,9 +29,8 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
         await client.query('ROLLBACK');
         return 'duplicate';
       }
-      deferOutboxWrites(client);
       await work(client);
-      await commitWithOutbox(client);
+      await client.query('COMMIT');
       return 'handled';
     } catch (error) {
       // A failed handler or commit: roll back; a connection that cannot even do that is discarded.
@@ -41,7 +39,6 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
       });
       throw error;
     } finally {
-      discardDeferred(client);
       client.release(broken);
     }
   }

@@ -126,42 +126,6 @@ for (const target of postgresTargets()) {
       expect(notifications).toBe(1);
     });
 
-    it('in a transaction Ferry commits, sends the messages with the COMMIT: no extra round trip', async () => {
-      let statements = 0;
-      const counting = {
-        connect: async () => {
-          const client = await pool.connect();
-          const query = client.query.bind(client);
-          (client as unknown as { query: typeof query }).query = ((...args: Parameters<typeof query>) => {
-            statements++;
-            return query(...args);
-          }) as typeof query;
-          return client;
-        },
-      } as unknown as pg.Pool;
-      await withTransaction(counting, async (tx) => {
-        await tx.query('INSERT INTO orders VALUES ($1)', ['o-6']);
-        await messaging.publishEvents(tx, { type: 'Order', id: 'o-6' }, [
-          event(OrderCreated, { orderId: 'o-6' }),
-          event(OrderCreated, { orderId: "o-6 'quoted' \\ \u00e9" }),
-        ]);
-      });
-      expect(statements).toBe(3); // BEGIN, the business INSERT, outbox INSERT + COMMIT
-      const written = await pool.query(
-        "SELECT body FROM ferry.outbox WHERE partition_key = 'o-6' ORDER BY position",
-      );
-      expect(written.rows.map((r) => JSON.parse(r.body).orderId)).toEqual(['o-6', "o-6 'quoted' \\ \u00e9"]);
-      await expect(
-        withTransaction(pool, async (tx) => {
-          await messaging.publishEvents(tx, { type: 'Order', id: 'o-7' }, [
-            event(OrderCreated, { orderId: 'o-7' }),
-          ]);
-          throw new Error('rolled back');
-        }),
-      ).rejects.toThrow('rolled back');
-      expect((await rows('o-7')).outbox).toEqual([]);
-    });
-
     it('refuses the pool in place of a transaction', async () => {
       await expect(
         messaging.publishEvents(pool as never, { type: 'Order', id: 'x' }, [

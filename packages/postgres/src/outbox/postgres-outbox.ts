@@ -1,9 +1,8 @@
 import { type Message, type Outbox, toWire, type WireMessage } from '@ferry/core';
 import { queryIn, type TxHandle } from '../tx.js';
-import { deferredOutbox } from './deferred-outbox.js';
-import { OUTBOX_NOTIFY_CHANNEL } from './outbox-sql.js';
 
-export { OUTBOX_NOTIFY_CHANNEL } from './outbox-sql.js';
+/** The channel on which outbox inserts wake the polling relay. */
+export const OUTBOX_NOTIFY_CHANNEL = 'ferry_outbox';
 
 const APPEND_SQL = `
   WITH appended AS (
@@ -16,20 +15,13 @@ const APPEND_SQL = `
    WHERE id = 1 AND waiting_until > clock_timestamp() AND EXISTS (SELECT 1 FROM appended)`;
 
 /**
- * Appends wire messages. In a transaction Ferry commits (`withTransaction`, a message handler's
- * inbox transaction) they travel with the COMMIT: no extra round trip. Otherwise they are
- * written at once in one statement, so in one round trip: the rows and, if a relay is
+ * Appends wire messages in one statement, so in one round trip: the rows and, if a relay is
  * waiting for work, its wake-up (a NOTIFY, delivered only if the transaction commits). A busy
  * relay is not notified: NOTIFY serialises commits database-wide, which would cost every
  * business transaction its group commit.
  */
 export async function appendWire(tx: TxHandle, messages: readonly WireMessage[]): Promise<void> {
   if (messages.length === 0) return;
-  const buffer = deferredOutbox(tx);
-  if (buffer) {
-    buffer.push(...messages);
-    return;
-  }
   await queryIn(
     tx,
     APPEND_SQL,
