@@ -59,6 +59,18 @@ for (const target of postgresTargets()) {
       expect(await rows('o-2')).toEqual({ orders: 0, outbox: [] });
     });
 
+    it('invariant: a message sent inside a rolled-back savepoint is rolled back with it', async () => {
+      await withTransaction(pool, async (tx) => {
+        await tx.query('SAVEPOINT attempt');
+        await tx.query('INSERT INTO orders VALUES ($1)', ['o-sp']);
+        await messaging.publishEvents(tx, { type: 'Order', id: 'o-sp' }, [
+          event(OrderCreated, { orderId: 'o-sp' }),
+        ]);
+        await tx.query('ROLLBACK TO SAVEPOINT attempt');
+      });
+      expect(await rows('o-sp')).toEqual({ orders: 0, outbox: [] });
+    });
+
     it('joins a Kysely transaction too', async () => {
       const kysely = new Kysely<{ orders: { id: string } }>({
         dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db().url }) }),
