@@ -1,6 +1,7 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, stopEmbeddedPostgres } from './embedded-server.js';
@@ -43,6 +44,34 @@ describe('embedded PostgreSQL', () => {
     expect(restarted.port).toBe(first.port);
     expect(await query(restarted.url, 'SELECT v FROM kept')).toEqual([{ v: 'still here' }]);
     await restarted.stop();
+  });
+
+  it('leaves the exit code of a process that used it alone (a failing test run must not exit 0)', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'ferry-exitcode-'));
+    await chmod(base, 0o755);
+    // The script lives in the repository so that it resolves @ferry/postgres.
+    await mkdir('.ferry', { recursive: true });
+    const script = resolve('.ferry', `exit-code-${process.pid}.ts`);
+    await writeFile(
+      script,
+      `import { startEmbeddedPostgres } from '@ferry/postgres';
+       const server = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(join(base, 'pg'))} });
+       await server.stop();
+       process.exitCode = 3;`,
+    );
+    try {
+      const code = await new Promise<number | null>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', script], {
+          cwd: process.cwd(),
+          stdio: 'ignore',
+        });
+        child.once('exit', resolve);
+      });
+      expect(code).toBe(3);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+      await rm(script, { force: true });
+    }
   });
 
   it.runIf(process.getuid?.() === 0)(

