@@ -9,6 +9,7 @@ export interface MemberSettings {
   readonly pollIntervalMs: number;
   readonly windowSize: number;
   readonly concurrency: number;
+  readonly commitIntervalMs: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -45,6 +46,10 @@ export class GroupMember implements PartitionWorkerHost, Subscription {
     return this.settings.windowSize;
   }
 
+  get commitIntervalMs(): number {
+    return this.settings.commitIntervalMs;
+  }
+
   /** Joins the group: creates its offsets if new (starting at the oldest message), takes partitions. */
   async start(): Promise<void> {
     await this.pool.query(
@@ -60,9 +65,13 @@ export class GroupMember implements PartitionWorkerHost, Subscription {
     this.#poll = setInterval(() => this.wake(), this.settings.pollIntervalMs);
   }
 
-  /** New messages may be there: every worker fetches. */
-  wake(): void {
-    for (const worker of this.#workers.values()) worker.fetch();
+  /** New messages may be there: the workers of `partitions` (default all) fetch. */
+  wake(partitions?: readonly number[]): void {
+    if (!partitions) {
+      for (const worker of this.#workers.values()) worker.fetch();
+      return;
+    }
+    for (const partition of partitions) this.#workers.get(partition)?.fetch();
   }
 
   dispatch(item: PartitionItem): void {

@@ -23,6 +23,8 @@ export interface PartitionWorkerHost {
   readonly group: string;
   readonly memberId: string;
   readonly windowSize: number;
+  /** Offsets are written at most this often per partition; a crash redelivers at most that much. */
+  readonly commitIntervalMs: number;
   dispatch(item: PartitionItem): void;
   /** Called when the worker finds it no longer owns its partition. */
   lost(worker: PartitionWorker): void;
@@ -42,6 +44,8 @@ export class PartitionWorker {
   #committed: bigint;
   #fetching = false;
   #fetchAgain = false;
+  /** The last fetch filled the window: more may be waiting, so settling makes room to fetch. */
+  #backlog = true;
   #commitTimer: NodeJS.Timeout | undefined;
   #commitChain: Promise<void> = Promise.resolve();
   #inFlight = 0;
@@ -114,7 +118,8 @@ export class PartitionWorker {
           },
         });
       }
-      if (rows.length === room) this.#fetchAgain = true;
+      this.#backlog = rows.length === room;
+      if (this.#backlog) this.#fetchAgain = true;
     } while (this.#fetchAgain);
   }
 
@@ -133,9 +138,10 @@ export class PartitionWorker {
       this.#commitTimer = setTimeout(() => {
         this.#commitTimer = undefined;
         void this.commit();
-      }, 5);
+      }, this.host.commitIntervalMs);
     }
-    if (this.#inFlight <= this.host.windowSize / 2) this.fetch();
+    // New messages announce themselves (NOTIFY); fetch on settling only to drain a backlog.
+    if (this.#backlog && this.#inFlight <= this.host.windowSize / 2) this.fetch();
   }
 
   /**

@@ -21,6 +21,11 @@ export interface PostgresBrokerOptions {
   readonly pollIntervalMs?: number;
   /** Messages fetched ahead per partition (default 256). */
   readonly windowSize?: number;
+  /**
+   * A partition's committed offset is written at most this often, in ms (default 50): fewer
+   * writes per message; after a crash at most this much is delivered again (the inbox absorbs it).
+   */
+  readonly commitIntervalMs?: number;
   /** Keep messages every group has consumed this long, in ms (default 24 h). */
   readonly retentionMs?: number;
   /** Connections in the broker's pool (default 10). */
@@ -113,6 +118,7 @@ export class PostgresBroker implements Broker {
         heartbeatMs: this.options.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 4)),
         pollIntervalMs: this.options.pollIntervalMs ?? 1000,
         windowSize: this.options.windowSize ?? 256,
+        commitIntervalMs: this.options.commitIntervalMs ?? 50,
         concurrency: spec.concurrency ?? DEFAULT_CONCURRENCY,
       },
       (m) => this.#members.delete(m),
@@ -147,9 +153,21 @@ export class PostgresBroker implements Broker {
     await this.pool.end();
   }
 
-  /** @internal Wakes the members of `channel` (all members when empty: notifications may have been missed). */
-  notified(channel: string): void {
-    for (const member of this.#members) if (!channel || member.channel === channel) member.wake();
+  /**
+   * @internal Wakes the members of the notified channel, and in them the workers of the notified
+   * partitions (all of them when the payload is empty: notifications may have been missed).
+   */
+  notified(payload: string): void {
+    const split = payload.lastIndexOf('|');
+    const channel = split < 0 ? payload : payload.slice(0, split);
+    const partitions =
+      split < 0
+        ? undefined
+        : payload
+            .slice(split + 1)
+            .split(',')
+            .map(Number);
+    for (const member of this.#members) if (!channel || member.channel === channel) member.wake(partitions);
   }
 
   async #partitionCount(channel: string): Promise<number> {

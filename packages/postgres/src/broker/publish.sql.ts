@@ -1,4 +1,7 @@
-/** Channel on which the broker announces new messages; the payload is the channel name. */
+/**
+ * Channel on which the broker announces new messages; the payload is `<channel>|<partitions>`
+ * (comma-separated), so that only the workers of those partitions fetch.
+ */
 export const BROKER_NOTIFY_CHANNEL = 'ferry_broker';
 
 /*
@@ -24,6 +27,6 @@ export const PUBLISH_SQL = `
       JOIN counts c USING (channel, partition)
     RETURNING 1
   )
-  SELECT pg_notify('${BROKER_NOTIFY_CHANNEL}', d.channel)
-    FROM (SELECT DISTINCT channel FROM counts) AS d
+  SELECT pg_notify('${BROKER_NOTIFY_CHANNEL}', d.channel || '|' || d.partitions)
+    FROM (SELECT channel, string_agg(partition::text, ',') AS partitions FROM counts GROUP BY channel) AS d
    WHERE EXISTS (SELECT 1 FROM inserted)`;
