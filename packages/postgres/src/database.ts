@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { deferringTransaction } from './outbox/deferred-appends.js';
 
 /** A node-postgres client or pool: anything that runs a query. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -50,8 +51,9 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient
   let broken = false;
   try {
     await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
+    const transaction = deferringTransaction(client);
+    const result = await work(transaction.tx);
+    await transaction.commit();
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {

@@ -71,7 +71,9 @@ export async function validateWith<S extends StandardSchemaV1>(
   messageType: string,
   value: unknown,
 ): Promise<StandardSchemaV1.InferOutput<S>> {
-  const result = await schema['~standard'].validate(value);
+  const validated = schema['~standard'].validate(value);
+  // Most schemas validate synchronously; await only those that do not.
+  const result = validated instanceof Promise ? await validated : validated;
   if (result.issues) throw new SchemaValidationError(messageType, result.issues);
   return result.value as StandardSchemaV1.InferOutput<S>;
 }

@@ -1,5 +1,5 @@
 import type { WireMessage } from '@ferry/core';
-import type pg from 'pg';
+import pg from 'pg';
 
 interface MessageRow {
   seq: string;
@@ -167,12 +167,16 @@ export class PartitionWorker {
     const target = this.#committed;
     this.#commitChain = this.#commitChain.then(async () => {
       try {
-        const { rowCount } = await this.host.pool.query({
-          name: 'ferry_broker_commit',
-          text: `UPDATE ferry_broker.offsets SET committed_seq = GREATEST(committed_seq, $4)
-                  WHERE channel = $1 AND group_name = $2 AND partition = $3 AND owner = $5`,
-          values: [this.host.channel, this.host.group, this.partition, target.toString(), this.host.memberId],
-        });
+        // An offset is a hint, not data: a commit lost in a server crash only redelivers
+        // messages, which the inbox absorbs. So it does not wait for the WAL flush.
+        const results = (await this.host.pool.query(
+          `BEGIN; SET LOCAL synchronous_commit = off;
+           UPDATE ferry_broker.offsets SET committed_seq = GREATEST(committed_seq, ${target.toString()})
+            WHERE channel = ${pg.escapeLiteral(this.host.channel)} AND group_name = ${pg.escapeLiteral(this.host.group)}
+              AND partition = ${this.partition} AND owner = ${pg.escapeLiteral(this.host.memberId)};
+           COMMIT`,
+        )) as unknown as pg.QueryResult[];
+        const rowCount = results[2]?.rowCount;
         if (rowCount === 0 && !this.abandoned) {
           this.abandoned = true;
           this.host.lost(this);

@@ -1,6 +1,7 @@
 import type { Inbox, InboxResult } from '@ferry/core';
 import type pg from 'pg';
 import { checkout } from '../database.js';
+import { deferringTransaction } from '../outbox/deferred-appends.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -29,8 +30,9 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
         await client.query('ROLLBACK');
         return 'duplicate';
       }
-      await work(client);
-      await client.query('COMMIT');
+      const transaction = deferringTransaction(client);
+      await work(transaction.tx);
+      await transaction.commit();
       return 'handled';
     } catch (error) {
       // A failed handler or commit: roll back; a connection that cannot even do that is discarded.

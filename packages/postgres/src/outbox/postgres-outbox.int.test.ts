@@ -117,6 +117,114 @@ for (const target of postgresTargets()) {
       expect((await rows('o-5')).outbox).toHaveLength(50);
     });
 
+    it('in a transaction Ferry commits, sends the outbox insert with the COMMIT: no round trip of its own', async () => {
+      // Count the requests that leave the pool's one client.
+      const counting = new pg.Pool({ connectionString: db().url, max: 1 });
+      let requestsNow = 0;
+      const wrapped = new WeakSet<pg.PoolClient>();
+      counting.on('acquire', (client) => {
+        if (wrapped.has(client)) return;
+        wrapped.add(client);
+        const query = client.query.bind(client);
+        (client as unknown as { query: typeof query }).query = ((...args: Parameters<typeof query>) => {
+          requestsNow++;
+          return query(...args);
+        }) as typeof query;
+      });
+      await withTransaction(counting, (tx) => tx.query('INSERT INTO orders VALUES ($1)', ['rt-1']));
+      const without = requestsNow;
+      requestsNow = 0;
+      await withTransaction(counting, async (tx) => {
+        await tx.query('INSERT INTO orders VALUES ($1)', ['rt-2']);
+        await messaging.publishEvents(tx, { type: 'Order', id: 'rt-2' }, [
+          event(OrderCreated, { orderId: 'rt-2' }),
+          event(OrderCreated, { orderId: 'rt-2' }),
+        ]);
+      });
+      const withOutbox = requestsNow;
+      await counting.end();
+      expect(without).toBe(3); // BEGIN, INSERT, COMMIT
+      expect(withOutbox).toBe(without);
+      expect(await rows('rt-2')).toEqual({
+        orders: 1,
+        outbox: [
+          { channel: 'Order', partition_key: 'rt-2', type: 'OrderCreated' },
+          { channel: 'Order', partition_key: 'rt-2', type: 'OrderCreated' },
+        ],
+      });
+    });
+
+    it('writes a deferred insert before the next statement, so the transaction reads its own messages', async () => {
+      const seen = await withTransaction(pool, async (tx) => {
+        await messaging.publishEvents(tx, { type: 'Order', id: 'own-1' }, [
+          event(OrderCreated, { orderId: 'own-1' }),
+        ]);
+        const { rows: found } = await tx.query(
+          "SELECT count(*)::int AS n FROM ferry.outbox WHERE partition_key = 'own-1'",
+        );
+        return found[0].n as number;
+      });
+      expect(seen).toBe(1);
+    });
+
+    describe('when the outbox insert fails', () => {
+      beforeAll(async () => {
+        await pool.query(`
+          CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN
+            IF NEW.partition_key LIKE 'poison%' THEN RAISE EXCEPTION 'outbox refuses %', NEW.partition_key; END IF;
+            RETURN NEW;
+          END $$;
+          CREATE TRIGGER refuse_poison BEFORE INSERT ON ferry.outbox FOR EACH ROW EXECUTE FUNCTION refuse_poison();`);
+      });
+      afterAll(async () => {
+        await pool.query('DROP TRIGGER refuse_poison ON ferry.outbox; DROP FUNCTION refuse_poison()');
+      });
+
+      const poison = (tx: pg.PoolClient, id: string) =>
+        messaging.publishEvents(tx, { type: 'Order', id }, [event(OrderCreated, { orderId: id })]);
+
+      it('the commit fails with its error, and the business change rolls back', async () => {
+        await expect(
+          withTransaction(pool, async (tx) => {
+            await tx.query('INSERT INTO orders VALUES ($1)', ['poison-1']);
+            await poison(tx, 'poison-1');
+          }),
+        ).rejects.toThrow('outbox refuses poison-1');
+        expect(await rows('poison-1')).toEqual({ orders: 0, outbox: [] });
+      });
+
+      it('the next statement fails with its error, not with "transaction is aborted"', async () => {
+        await expect(
+          withTransaction(pool, async (tx) => {
+            await poison(tx, 'poison-2');
+            await tx.query('INSERT INTO orders VALUES ($1)', ['poison-2']);
+          }),
+        ).rejects.toThrow('outbox refuses poison-2');
+        expect(await rows('poison-2')).toEqual({ orders: 0, outbox: [] });
+      });
+
+      it('a caller that catches the error cannot commit what it lost', async () => {
+        await expect(
+          withTransaction(pool, async (tx) => {
+            await poison(tx, 'poison-3');
+            await tx.query('INSERT INTO orders VALUES ($1)', ['poison-3']).catch(() => {});
+          }),
+        ).rejects.toThrow('outbox refuses poison-3');
+        expect(await rows('poison-3')).toEqual({ orders: 0, outbox: [] });
+      });
+    });
+
+    it('reports a transaction that a caught error aborted as rolled back, not committed', async () => {
+      await expect(
+        withTransaction(pool, async (tx) => {
+          await tx.query('INSERT INTO orders VALUES ($1)', ['caught-1']);
+          await tx.query('SELECT 1 / 0').catch(() => {});
+        }),
+      ).rejects.toThrow(/rolled back/);
+      expect(await rows('caught-1')).toEqual({ orders: 0, outbox: [] });
+    });
+
     it('wakes a waiting relay with NOTIFY, and leaves a busy one alone (no commit-serialising NOTIFY)', async () => {
       const listener = new pg.Client({ connectionString: db().url });
       await listener.connect();

@@ -1,39 +1,19 @@
 import { type Message, type Outbox, toWire, type WireMessage } from '@ferry/core';
 import { queryIn, type TxHandle } from '../tx.js';
+import { appendStatement, deferAppend } from './deferred-appends.js';
 
-/** The channel on which outbox inserts wake the polling relay. */
-export const OUTBOX_NOTIFY_CHANNEL = 'ferry_outbox';
-
-const APPEND_SQL = `
-  WITH appended AS (
-    INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[])
-    RETURNING 1
-  )
-  SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '')
-    FROM ferry.relay_state
-   WHERE id = 1 AND waiting_until > clock_timestamp() AND EXISTS (SELECT 1 FROM appended)`;
+export { OUTBOX_NOTIFY_CHANNEL } from './deferred-appends.js';
 
 /**
- * Appends wire messages in one statement, so in one round trip: the rows and, if a relay is
- * waiting for work, its wake-up (a NOTIFY, delivered only if the transaction commits). A busy
- * relay is not notified: NOTIFY serialises commits database-wide, which would cost every
- * business transaction its group commit.
+ * Appends wire messages in one statement: the rows and, if a relay is waiting for work, its
+ * wake-up (a NOTIFY, delivered only if the transaction commits). In a transaction Ferry opened,
+ * the statement is deferred to the next one sent on it (see deferred-appends.ts); elsewhere it
+ * runs at once.
  */
 export async function appendWire(tx: TxHandle, messages: readonly WireMessage[]): Promise<void> {
-  if (messages.length === 0) return;
-  await queryIn(
-    tx,
-    APPEND_SQL,
-    [
-      messages.map((m) => m.id),
-      messages.map((m) => m.channel),
-      messages.map((m) => m.partitionKey),
-      messages.map((m) => JSON.stringify(m.headers)),
-      messages.map((m) => m.body),
-    ],
-    'ferry_outbox_append',
-  );
+  if (messages.length === 0 || deferAppend(tx, messages)) return;
+  const statement = appendStatement(messages);
+  await queryIn(tx, statement.text, statement.values, statement.name);
 }
 
 /**

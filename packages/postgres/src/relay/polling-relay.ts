@@ -114,7 +114,9 @@ export class PollingRelay implements MessageRelay {
     const client = await checkout(this.options.pool);
     let broken = false;
     try {
-      await client.query('BEGIN');
+      // The mark is bookkeeping: if a server crash loses it, the rows are published again and
+      // consumers' inboxes absorb the duplicates. So its commit does not wait for the WAL flush.
+      await client.query('BEGIN; SET LOCAL synchronous_commit = off');
       const batchSize = this.options.batchSize ?? 500;
       const keys = await client.query<{ partition_key: string }>({
         name: 'ferry_relay_lock_keys',

@@ -1,0 +1,251 @@
+import type { WireMessage } from '@ferry/core';
+import type pg from 'pg';
+
+/**
+ * Outbox appends in the transactions Ferry commits itself, written in the COMMIT's round trip.
+ *
+ * node-postgres sends one statement per round trip, so an eager outbox insert costs a short
+ * business transaction a quarter of its throughput. In a transaction Ferry opened
+ * (`withTransaction`, the inbox), `append` only queues the messages; they are written by one
+ * statement sent just before the next statement on that transaction, whatever it is. When that
+ * statement is Ferry's COMMIT, both go in one request (extended protocol, one Sync), so the outbox
+ * costs no round trip. Because the insert always runs before the next statement, it sits exactly
+ * where an eager insert would: a `ROLLBACK TO SAVEPOINT` after it undoes it, as it must
+ * (decision 0009 rejected a version that waited for the COMMIT and so broke this).
+ *
+ * An insert that fails aborts the transaction, and its error is the one the next statement or the
+ * commit throws.
+ */
+
+/** The channel on which outbox inserts wake the polling relay. */
+export const OUTBOX_NOTIFY_CHANNEL = 'ferry_outbox';
+
+/** The relay's wake-up, sent only if a relay is waiting for work and rows were appended. */
+const WAKE_WAITING_RELAY = `
+  SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '')
+    FROM ferry.relay_state
+   WHERE id = 1 AND waiting_until > clock_timestamp() AND EXISTS (SELECT 1 FROM appended)`;
+
+/** One message: a plain VALUES row, the cheapest insert for the server to plan and run. */
+const APPEND_ONE: Omit<NamedStatement, 'values'> = {
+  name: 'ferry_outbox_append_one',
+  text: `
+  WITH appended AS (
+    INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
+    VALUES ($1, $2, $3, $4, $5)
+    RETURNING 1
+  )${WAKE_WAITING_RELAY}`,
+};
+
+/** Several messages: rows from one JSON array parameter. */
+const APPEND_MANY: Omit<NamedStatement, 'values'> = {
+  name: 'ferry_outbox_append_many',
+  text: `
+  WITH appended AS (
+    INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
+    SELECT m.id, m.channel, m.key, m.headers, m.body
+      FROM json_to_recordset($1::json) AS m(id uuid, channel text, key text, headers jsonb, body text)
+    RETURNING 1
+  )${WAKE_WAITING_RELAY}`,
+};
+
+/**
+ * The statement that appends `messages` (at least one) to the outbox in one round trip, and
+ * wakes a waiting relay. A busy relay is not notified: NOTIFY serialises commits database-wide,
+ * which would cost every business transaction its group commit.
+ */
+export function appendStatement(messages: readonly WireMessage[]): NamedStatement {
+  if (messages.length === 1) {
+    const m = messages[0]!;
+    return { ...APPEND_ONE, values: [m.id, m.channel, m.partitionKey, JSON.stringify(m.headers), m.body] };
+  }
+  const rows = messages.map((m) => ({
+    id: m.id,
+    channel: m.channel,
+    key: m.partitionKey,
+    headers: m.headers,
+    body: m.body,
+  }));
+  return { ...APPEND_MANY, values: [JSON.stringify(rows)] };
+}
+
+interface Deferral {
+  pending: WireMessage[];
+  /** The first failed flush: the transaction is aborted and must not report a commit. */
+  failure?: unknown;
+}
+
+const deferrals = new WeakMap<object, Deferral>();
+
+/**
+ * Queues `messages` if `tx` is a transaction that defers its appends; returns false if it is
+ * not (the caller then writes them at once).
+ */
+export function deferAppend(tx: object, messages: readonly WireMessage[]): boolean {
+  const deferral = deferrals.get(tx);
+  if (!deferral) return false;
+  deferral.pending.push(...messages);
+  return true;
+}
+
+/**
+ * The client as the transaction's work sees it: every statement sent on it first flushes the
+ * queued appends, in order (node-postgres runs a client's queries one after another).
+ */
+export interface DeferringTransaction {
+  readonly tx: pg.PoolClient;
+  /** Writes what is queued and commits, in one round trip; throws if anything failed. */
+  commit(): Promise<void>;
+}
+
+/** Wraps `client`, on which BEGIN has been sent, so that outbox appends through it are deferred. */
+export function deferringTransaction(client: pg.PoolClient): DeferringTransaction {
+  const deferral: Deferral = { pending: [] };
+
+  /** Sends the queued appends; returns their outcome as a promise that never rejects. */
+  const flush = (): Promise<unknown> => {
+    const messages = deferral.pending.splice(0);
+    return client.query(appendStatement(messages)).then(
+      () => undefined,
+      (error: unknown) => {
+        deferral.failure ??= error;
+        return error;
+      },
+    );
+  };
+
+  const query = (...args: unknown[]): unknown => {
+    if (deferral.pending.length === 0) return (client.query as (...a: unknown[]) => unknown)(...args);
+    const flushed = flush();
+    const result = (client.query as (...a: unknown[]) => unknown)(...args);
+    const first = args[0] as { submit?: unknown } | undefined;
+    if (typeof first?.submit === 'function' || !(result instanceof Promise)) return result;
+    // The statement fails because the append aborted the transaction: report the append's error.
+    return result.catch(async (error: unknown) => {
+      throw (await flushed) ?? error;
+    });
+  };
+
+  const tx = new Proxy(client, {
+    get(target, property) {
+      if (property === 'query') return query;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  deferrals.set(tx, deferral);
+
+  return {
+    tx,
+    async commit() {
+      if (deferral.failure !== undefined) throw deferral.failure;
+      const messages = deferral.pending.splice(0);
+      const result =
+        messages.length === 0
+          ? await client.query('COMMIT')
+          : await submit(client, new StatementThenCommit(appendStatement(messages)));
+      // COMMIT of a transaction an earlier statement aborted succeeds as a ROLLBACK.
+      if (result.command === 'ROLLBACK') {
+        throw new Error('the transaction was rolled back: a statement in it failed and the error was caught');
+      }
+    },
+  };
+}
+
+/** Runs `query` on `client` after the queries queued before it. */
+export function submit(client: pg.ClientBase, query: StatementThenCommit): Promise<{ command: string }> {
+  client.query(query as unknown as pg.Submittable);
+  return query.done;
+}
+
+/** The parts of node-postgres' connection a submittable drives (pg/lib/connection.js). */
+interface Connection {
+  readonly parsedStatements: Record<string, string>;
+  readonly submittedNamedStatements: Record<string, string>;
+  readonly stream: { cork?(): void; uncork?(): void };
+  parse(query: { name: string; text: string; types: unknown[] }): void;
+  bind(config: { statement: string; values: string[] }): void;
+  execute(config: Record<string, never>): void;
+  sync(): void;
+  sendCopyFail(message: string): void;
+}
+
+/** A named statement with text parameters. */
+export interface NamedStatement {
+  readonly name: string;
+  readonly text: string;
+  readonly values: string[];
+}
+
+/**
+ * A statement and COMMIT as one request: Parse (unless the client parsed the statement before),
+ * Bind, Execute, then Parse, Bind, Execute of COMMIT, and one Sync. If the statement fails the
+ * server skips the COMMIT, so the transaction is left aborted, and `done` rejects with the
+ * statement's error. A node-postgres submittable, like pg-cursor.
+ */
+export class StatementThenCommit {
+  /** Read by the client when the server reports a parse: it records the named statement as parsed. */
+  readonly name: string;
+  readonly text: string;
+  readonly done: Promise<{ command: string }>;
+  #resolve!: (result: { command: string }) => void;
+  #reject!: (error: unknown) => void;
+  #completed = 0;
+  #command = '';
+
+  constructor(private readonly statement: NamedStatement) {
+    this.name = statement.name;
+    this.text = statement.text;
+    this.done = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  submit(connection: Connection): null {
+    connection.stream.cork?.();
+    try {
+      const parsed =
+        connection.parsedStatements[this.name] !== undefined ||
+        connection.submittedNamedStatements[this.name] !== undefined;
+      if (!parsed) {
+        connection.parse({ name: this.name, text: this.text, types: [] });
+        connection.submittedNamedStatements[this.name] = this.text;
+      }
+      connection.bind({ statement: this.name, values: this.statement.values });
+      connection.execute({});
+      connection.parse({ name: '', text: 'COMMIT', types: [] });
+      connection.bind({ statement: '', values: [] });
+      connection.execute({});
+      connection.sync();
+    } finally {
+      connection.stream.uncork?.();
+    }
+    return null;
+  }
+
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+
+  handleCommandComplete(message: { text: string }): void {
+    this.#completed++;
+    // The second command complete is the COMMIT's ("COMMIT", or "ROLLBACK" if the transaction had failed).
+    if (this.#completed === 2) this.#command = message.text;
+  }
+
+  handleError(error: unknown): void {
+    this.#reject(error);
+  }
+
+  handleReadyForQuery(): void {
+    this.#resolve({ command: this.#command });
+  }
+
+  handleCopyInResponse(connection: Connection): void {
+    connection.sendCopyFail('the outbox insert does not copy');
+  }
+
+  handleCopyData(): void {}
+}
