@@ -1,6 +1,7 @@
 import type { Broker, WireMessage } from '@ferry/core';
 import type pg from 'pg';
 import { checkout } from '../database.js';
+import { StatementThenCommit, submit } from '../outbox/deferred-appends.js';
 import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/postgres-outbox.js';
 import { PgListener } from './listener.js';
 import type { MessageRelay, RelayEvent, RelayLag } from './relay-events.js';
@@ -55,6 +56,10 @@ const CLAIM_SQL = `
    LIMIT $1
    FOR UPDATE`;
 
+const BEGIN_BATCH = 'BEGIN; SET LOCAL synchronous_commit = off';
+const WITHDRAW_WAITING =
+  'BEGIN; SET LOCAL synchronous_commit = off; UPDATE ferry.relay_state SET waiting_until = NULL WHERE id = 1; COMMIT';
+
 interface OutboxRow {
   position: string;
   message_id: string;
@@ -79,6 +84,8 @@ export class PollingRelay implements MessageRelay {
   #running = false;
   #loop: Promise<void> | undefined;
   #purgeTimer: NodeJS.Timeout | undefined;
+  /** Whether this relay announced it waits, so producers notify, and has not withdrawn it yet. */
+  #waitingAnnounced = false;
 
   constructor(private readonly options: PollingRelayOptions) {
     this.name = options.name ?? 'polling';
@@ -107,6 +114,10 @@ export class PollingRelay implements MessageRelay {
     this.#stopped.wake();
     await this.#loop;
     await this.#listener.stop();
+    if (this.#waitingAnnounced) {
+      this.#waitingAnnounced = false;
+      await this.options.pool.query(WITHDRAW_WAITING).catch(() => {});
+    }
   }
 
   /** Relays one batch; resolves to the number of messages published. Exposed for tests and tools. */
@@ -116,7 +127,9 @@ export class PollingRelay implements MessageRelay {
     try {
       // The mark is bookkeeping: if a server crash loses it, the rows are published again and
       // consumers' inboxes absorb the duplicates. So its commit does not wait for the WAL flush.
-      await client.query('BEGIN; SET LOCAL synchronous_commit = off');
+      // After an idle wait, the announcement is withdrawn in the same request (its own transaction).
+      await client.query(this.#waitingAnnounced ? `${WITHDRAW_WAITING}; ${BEGIN_BATCH}` : BEGIN_BATCH);
+      this.#waitingAnnounced = false;
       const batchSize = this.options.batchSize ?? 500;
       const keys = await client.query<{ partition_key: string }>({
         name: 'ferry_relay_lock_keys',
@@ -145,12 +158,15 @@ export class PollingRelay implements MessageRelay {
         body: r.body,
       }));
       await this.options.broker.publish(messages);
-      await client.query({
-        name: 'ferry_relay_mark',
-        text: 'UPDATE ferry.outbox SET published_at = now() WHERE position = ANY($1::bigint[])',
-        values: [rows.map((r) => r.position)],
-      });
-      await client.query('COMMIT');
+      // The mark and the COMMIT in one request.
+      await submit(
+        client,
+        new StatementThenCommit({
+          name: 'ferry_relay_mark',
+          text: 'UPDATE ferry.outbox SET published_at = now() WHERE position = ANY($1::bigint[])',
+          values: [`{${rows.map((r) => r.position).join(',')}}`],
+        }),
+      );
       this.options.onEvent?.({
         kind: 'published',
         relay: this.name,
@@ -209,26 +225,22 @@ export class PollingRelay implements MessageRelay {
   }
 
   /**
-   * Waits for work: announces that a relay is waiting (so producers notify), checks once more
-   * for rows committed meanwhile, then sleeps until a notification or the poll interval. The
-   * announcement is written with synchronous_commit off: it is a hint, not data.
+   * Waits for work: announces that a relay is waiting (so producers notify) and, in the same
+   * request but a new statement with a fresh snapshot, checks once more for rows committed before
+   * producers could see the announcement; then sleeps until a notification or the poll interval.
+   * The announcement is written with synchronous_commit off: it is a hint, not data. The next
+   * batch withdraws it.
    */
   async #idle(): Promise<void> {
     const pollMs = this.options.pollIntervalMs ?? 1000;
-    const { pool } = this.options;
-    await pool.query(
+    const results = (await this.options.pool.query(
       `BEGIN; SET LOCAL synchronous_commit = off;
        UPDATE ferry.relay_state SET waiting_until = clock_timestamp() + make_interval(secs => ${(pollMs * 2) / 1000}) WHERE id = 1;
-       COMMIT`,
-    );
-    const { rows } = await pool.query<{ pending: boolean }>({
-      name: 'ferry_relay_pending',
-      text: 'SELECT EXISTS (SELECT 1 FROM ferry.outbox WHERE published_at IS NULL) AS pending',
-    });
-    if (!rows[0]?.pending) await this.#wake.wait(pollMs);
-    await pool.query(
-      `BEGIN; SET LOCAL synchronous_commit = off; UPDATE ferry.relay_state SET waiting_until = NULL WHERE id = 1; COMMIT`,
-    );
+       COMMIT;
+       SELECT EXISTS (SELECT 1 FROM ferry.outbox WHERE published_at IS NULL) AS pending`,
+    )) as unknown as pg.QueryResult<{ pending: boolean }>[];
+    this.#waitingAnnounced = true;
+    if (!results[4]?.rows[0]?.pending) await this.#wake.wait(pollMs);
   }
 
   async #run(): Promise<void> {
