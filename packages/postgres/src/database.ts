@@ -50,8 +50,8 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient
   const client = await checkout(pool);
   let broken = false;
   try {
-    await client.query('BEGIN');
-    const transaction = deferringTransaction(client);
+    // BEGIN goes with the first statement the work sends.
+    const transaction = deferringTransaction(client, { begun: false });
     const result = await work(transaction.tx);
     await transaction.commit();
     return result;

@@ -30,7 +30,7 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
         await client.query('ROLLBACK');
         return 'duplicate';
       }
-      const transaction = deferringTransaction(client);
+      const transaction = deferringTransaction(client, { begun: true });
       await work(transaction.tx);
       await transaction.commit();
       return 'handled';

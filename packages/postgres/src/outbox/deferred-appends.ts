@@ -1,5 +1,6 @@
 import type { WireMessage } from '@ferry/core';
 import type pg from 'pg';
+import { BeginThen, type NamedStatement, pipelinable, StatementThenCommit, submit } from '../pipelined.js';
 
 /**
  * Outbox appends in the transactions Ferry commits itself, written in the COMMIT's round trip.
@@ -89,8 +90,9 @@ export function deferAppend(tx: object, messages: readonly WireMessage[]): boole
 }
 
 /**
- * The client as the transaction's work sees it: every statement sent on it first flushes the
- * queued appends, in order (node-postgres runs a client's queries one after another).
+ * The client as the transaction's work sees it. Statements run in order (node-postgres runs a
+ * client's queries one after another); the first carries the BEGIN, and each one first flushes
+ * the queued appends.
  */
 export interface DeferringTransaction {
   readonly tx: pg.PoolClient;
@@ -98,9 +100,20 @@ export interface DeferringTransaction {
   commit(): Promise<void>;
 }
 
-/** Wraps `client`, on which BEGIN has been sent, so that outbox appends through it are deferred. */
-export function deferringTransaction(client: pg.PoolClient): DeferringTransaction {
+type AnyQuery = (...args: unknown[]) => unknown;
+
+/**
+ * Wraps `client` so that outbox appends through it are deferred. With `begun` false, BEGIN is
+ * not sent yet: it goes with the first statement, in the same request when that statement has
+ * parameters (see {@link BeginThen}); a transaction that runs no statement sends nothing.
+ */
+export function deferringTransaction(
+  client: pg.PoolClient,
+  options: { begun: boolean },
+): DeferringTransaction {
   const deferral: Deferral = { pending: [] };
+  let begun = options.begun;
+  const send = client.query.bind(client) as AnyQuery;
 
   /** Sends the queued appends; returns their outcome as a promise that never rejects. */
   const flush = (): Promise<unknown> => {
@@ -115,9 +128,15 @@ export function deferringTransaction(client: pg.PoolClient): DeferringTransactio
   };
 
   const query = (...args: unknown[]): unknown => {
-    if (deferral.pending.length === 0) return (client.query as (...a: unknown[]) => unknown)(...args);
+    if (!begun) {
+      begun = true;
+      const config = deferral.pending.length === 0 ? pipelinable(args) : undefined;
+      if (config) return submit(client, new BeginThen(config));
+      void (send('BEGIN') as Promise<unknown>).catch(() => {}); // its failure fails the statements after it
+    }
+    if (deferral.pending.length === 0) return send(...args);
     const flushed = flush();
-    const result = (client.query as (...a: unknown[]) => unknown)(...args);
+    const result = send(...args);
     const first = args[0] as { submit?: unknown } | undefined;
     if (typeof first?.submit === 'function' || !(result instanceof Promise)) return result;
     // The statement fails because the append aborted the transaction: report the append's error.
@@ -140,6 +159,11 @@ export function deferringTransaction(client: pg.PoolClient): DeferringTransactio
     async commit() {
       if (deferral.failure !== undefined) throw deferral.failure;
       const messages = deferral.pending.splice(0);
+      if (!begun) {
+        // No statement ran: the appends alone are one statement, atomic without BEGIN.
+        if (messages.length > 0) await client.query(appendStatement(messages));
+        return;
+      }
       const result =
         messages.length === 0
           ? await client.query('COMMIT')
@@ -150,102 +174,4 @@ export function deferringTransaction(client: pg.PoolClient): DeferringTransactio
       }
     },
   };
-}
-
-/** Runs `query` on `client` after the queries queued before it. */
-export function submit(client: pg.ClientBase, query: StatementThenCommit): Promise<{ command: string }> {
-  client.query(query as unknown as pg.Submittable);
-  return query.done;
-}
-
-/** The parts of node-postgres' connection a submittable drives (pg/lib/connection.js). */
-interface Connection {
-  readonly parsedStatements: Record<string, string>;
-  readonly submittedNamedStatements: Record<string, string>;
-  readonly stream: { cork?(): void; uncork?(): void };
-  parse(query: { name: string; text: string; types: unknown[] }): void;
-  bind(config: { statement: string; values: string[] }): void;
-  execute(config: Record<string, never>): void;
-  sync(): void;
-  sendCopyFail(message: string): void;
-}
-
-/** A named statement with text parameters. */
-export interface NamedStatement {
-  readonly name: string;
-  readonly text: string;
-  readonly values: string[];
-}
-
-/**
- * A statement and COMMIT as one request: Parse (unless the client parsed the statement before),
- * Bind, Execute, then Parse, Bind, Execute of COMMIT, and one Sync. If the statement fails the
- * server skips the COMMIT, so the transaction is left aborted, and `done` rejects with the
- * statement's error. A node-postgres submittable, like pg-cursor.
- */
-export class StatementThenCommit {
-  /** Read by the client when the server reports a parse: it records the named statement as parsed. */
-  readonly name: string;
-  readonly text: string;
-  readonly done: Promise<{ command: string }>;
-  #resolve!: (result: { command: string }) => void;
-  #reject!: (error: unknown) => void;
-  #completed = 0;
-  #command = '';
-
-  constructor(private readonly statement: NamedStatement) {
-    this.name = statement.name;
-    this.text = statement.text;
-    this.done = new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-  }
-
-  submit(connection: Connection): null {
-    connection.stream.cork?.();
-    try {
-      const parsed =
-        connection.parsedStatements[this.name] !== undefined ||
-        connection.submittedNamedStatements[this.name] !== undefined;
-      if (!parsed) {
-        connection.parse({ name: this.name, text: this.text, types: [] });
-        connection.submittedNamedStatements[this.name] = this.text;
-      }
-      connection.bind({ statement: this.name, values: this.statement.values });
-      connection.execute({});
-      connection.parse({ name: '', text: 'COMMIT', types: [] });
-      connection.bind({ statement: '', values: [] });
-      connection.execute({});
-      connection.sync();
-    } finally {
-      connection.stream.uncork?.();
-    }
-    return null;
-  }
-
-  handleRowDescription(): void {}
-  handleDataRow(): void {}
-  handleEmptyQuery(): void {}
-  handlePortalSuspended(): void {}
-
-  handleCommandComplete(message: { text: string }): void {
-    this.#completed++;
-    // The second command complete is the COMMIT's ("COMMIT", or "ROLLBACK" if the transaction had failed).
-    if (this.#completed === 2) this.#command = message.text;
-  }
-
-  handleError(error: unknown): void {
-    this.#reject(error);
-  }
-
-  handleReadyForQuery(): void {
-    this.#resolve({ command: this.#command });
-  }
-
-  handleCopyInResponse(connection: Connection): void {
-    connection.sendCopyFail('the outbox insert does not copy');
-  }
-
-  handleCopyData(): void {}
 }

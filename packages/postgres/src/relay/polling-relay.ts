@@ -1,8 +1,8 @@
 import type { Broker, WireMessage } from '@ferry/core';
 import type pg from 'pg';
 import { checkout } from '../database.js';
-import { StatementThenCommit, submit } from '../outbox/deferred-appends.js';
 import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/postgres-outbox.js';
+import { StatementThenCommit, submit } from '../pipelined.js';
 import { PgListener } from './listener.js';
 import type { MessageRelay, RelayEvent, RelayLag } from './relay-events.js';
 import { WakeSignal } from './wake-signal.js';

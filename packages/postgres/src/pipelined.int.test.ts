@@ -1,0 +1,108 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresTargets, useTestDatabase } from '../../../test/pg-test-database.js';
+import { withTransaction } from './database.js';
+
+/*
+ * withTransaction sends BEGIN with the work's first statement (one request) when that statement
+ * has parameters, and on its own otherwise. Either way the work must see exactly what a plain
+ * BEGIN; …; COMMIT would give it.
+ */
+for (const target of postgresTargets()) {
+  describe(`transactions with BEGIN in the first request (${target.name} server)`, () => {
+    const db = useTestDatabase(() => target.adminUrl, 'pipelined');
+    let pool: pg.Pool;
+
+    beforeAll(async () => {
+      pool = new pg.Pool({ connectionString: db().url, max: 2 });
+      await pool.query('CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL)');
+    });
+    afterAll(() => pool.end());
+
+    const count = async (id: number) =>
+      (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM items WHERE id = $1', [id])).rows[0]!
+        .n;
+
+    it('runs the first statement inside the transaction, with its rows and types as query gives them', async () => {
+      const result = await withTransaction(pool, async (tx) => {
+        const first = await tx.query<{ n: number; started: Date }>(
+          'SELECT $1::int + 1 AS n, now() AS started',
+          [41],
+        );
+        const second = await tx.query<{ started: Date }>('SELECT now() AS started');
+        return {
+          n: first.rows[0]!.n,
+          same: first.rows[0]!.started.getTime() === second.rows[0]!.started.getTime(),
+        };
+      });
+      // now() is the transaction's start: equal only if both statements ran in one transaction.
+      expect(result).toEqual({ n: 42, same: true });
+    });
+
+    it('rolls back the first statement with the rest when the work fails', async () => {
+      await expect(
+        withTransaction(pool, async (tx) => {
+          await tx.query('INSERT INTO items VALUES ($1, $2)', [1, 'first']);
+          throw new Error('changed my mind');
+        }),
+      ).rejects.toThrow('changed my mind');
+      expect(await count(1)).toBe(0);
+    });
+
+    it('reports a failing first statement with its own error and leaves the connection usable', async () => {
+      await pool.query("INSERT INTO items VALUES (2, 'taken')");
+      for (let i = 0; i < 3; i++) {
+        await expect(
+          withTransaction(pool, (tx) => tx.query('INSERT INTO items VALUES ($1, $2)', [2, 'again'])),
+        ).rejects.toMatchObject({ code: '23505' });
+      }
+      await withTransaction(pool, (tx) => tx.query('INSERT INTO items VALUES ($1, $2)', [3, 'after']));
+      expect(await count(3)).toBe(1);
+    });
+
+    it('sends BEGIN on its own before a first statement without parameters, a named one, or several in one text', async () => {
+      await withTransaction(pool, async (tx) => {
+        await tx.query("INSERT INTO items VALUES (4, 'plain')");
+        await tx.query({
+          name: 'items_insert',
+          text: 'INSERT INTO items VALUES ($1, $2)',
+          values: [5, 'named'],
+        });
+      });
+      await withTransaction(pool, (tx) =>
+        tx.query("INSERT INTO items VALUES (6, 'a'); INSERT INTO items VALUES (7, 'b')"),
+      );
+      await expect(
+        withTransaction(pool, async (tx) => {
+          await tx.query({
+            name: 'items_insert',
+            text: 'INSERT INTO items VALUES ($1, $2)',
+            values: [8, 'named'],
+          });
+          throw new Error('no');
+        }),
+      ).rejects.toThrow('no');
+      expect([await count(4), await count(5), await count(6), await count(7), await count(8)]).toEqual([
+        1, 1, 1, 1, 0,
+      ]);
+    });
+
+    it('sends nothing for a transaction that runs no statement', async () => {
+      const counting = new pg.Pool({ connectionString: db().url, max: 1 });
+      let requests = 0;
+      const wrapped = new WeakSet<pg.PoolClient>();
+      counting.on('acquire', (client) => {
+        if (wrapped.has(client)) return;
+        wrapped.add(client);
+        const query = client.query.bind(client);
+        (client as unknown as { query: typeof query }).query = ((...args: Parameters<typeof query>) => {
+          requests++;
+          return query(...args);
+        }) as typeof query;
+      });
+      expect(await withTransaction(counting, async () => 'nothing to do')).toBe('nothing to do');
+      await counting.end();
+      expect(requests).toBe(0);
+    });
+  });
+}
