@@ -128,14 +128,13 @@ export class PollingRelay implements MessageRelay {
       // The mark is bookkeeping: if a server crash loses it, the rows are published again and
       // consumers' inboxes absorb the duplicates. So its commit does not wait for the WAL flush.
       // After an idle wait, the announcement is withdrawn in the same request (its own transaction).
-      await client.query(this.#waitingAnnounced ? `${WITHDRAW_WAITING}; ${BEGIN_BATCH}` : BEGIN_BATCH);
+      // The key locks in the same request (simple protocol; the batch size is an integer we own).
+      const batchSize = Math.trunc(this.options.batchSize ?? 500);
+      const results = (await client.query(
+        `${this.#waitingAnnounced ? `${WITHDRAW_WAITING}; ` : ''}${BEGIN_BATCH}; ${LOCK_KEYS_SQL.replace('$1', String(batchSize))}`,
+      )) as unknown as pg.QueryResult<{ partition_key: string }>[];
       this.#waitingAnnounced = false;
-      const batchSize = this.options.batchSize ?? 500;
-      const keys = await client.query<{ partition_key: string }>({
-        name: 'ferry_relay_lock_keys',
-        text: LOCK_KEYS_SQL,
-        values: [batchSize],
-      });
+      const keys = results.at(-1)!;
       if (keys.rows.length === 0) {
         await client.query('COMMIT');
         return 0;
