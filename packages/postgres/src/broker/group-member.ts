@@ -1,6 +1,11 @@
 import { type DeliveryHandler, KeyedDispatcher, newMessageId, type Subscription } from '@ferry/core';
 import type pg from 'pg';
-import { type PartitionItem, PartitionWorker, type PartitionWorkerHost } from './partition-worker.js';
+import {
+  type MessageRow,
+  type PartitionItem,
+  PartitionWorker,
+  type PartitionWorkerHost,
+} from './partition-worker.js';
 
 /** Timing and sizing of a member; see {@link PostgresBrokerOptions}. */
 export interface MemberSettings {
@@ -11,6 +16,17 @@ export interface MemberSettings {
   readonly concurrency: number;
   readonly commitIntervalMs: number;
 }
+
+/** Messages past each asking partition's cursor, up to its room, in seq order per partition. */
+const FETCH_SQL = `
+  SELECT c.partition, m.seq, m.message_id, m.partition_key, m.headers, m.body
+    FROM unnest($2::int[], $3::bigint[], $4::int[]) AS c(partition, after, room)
+    CROSS JOIN LATERAL (
+      SELECT seq, message_id, partition_key, headers, body FROM ferry_broker.messages
+       WHERE channel = $1 AND partition = c.partition AND seq > c.after
+       ORDER BY seq LIMIT c.room
+    ) AS m
+   ORDER BY c.partition, m.seq`;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -29,6 +45,9 @@ export class GroupMember implements PartitionWorkerHost, Subscription {
   #poll: NodeJS.Timeout | undefined;
   #closed = false;
   #ticking: Promise<void> = Promise.resolve();
+  /** Workers waiting for the next fetch, and whether one runs. */
+  readonly #wanted = new Set<PartitionWorker>();
+  #fetching = false;
 
   constructor(
     readonly pool: pg.Pool,
@@ -76,6 +95,60 @@ export class GroupMember implements PartitionWorkerHost, Subscription {
 
   dispatch(item: PartitionItem): void {
     this.#dispatcher.push(item.message.partitionKey, item);
+  }
+
+  requestFetch(worker: PartitionWorker): void {
+    this.#wanted.add(worker);
+    if (!this.#fetching) void this.#runFetches();
+  }
+
+  async #runFetches(): Promise<void> {
+    this.#fetching = true;
+    try {
+      await this.#fetchWanted();
+    } finally {
+      this.#fetching = false;
+    }
+    // A worker that asked after the last round's query but before the flag fell.
+    if (this.#wanted.size > 0) void this.#runFetches();
+  }
+
+  /**
+   * One query fetches for every worker that asked, each from its cursor up to its window's room
+   * (a lateral join over the partitions), so a publish that touches many partitions costs a member
+   * one request, not one per partition. One fetch runs at a time; askers meanwhile wait for the next.
+   */
+  async #fetchWanted(): Promise<void> {
+    while (this.#wanted.size > 0) {
+      const asked = [...this.#wanted]
+        .map((worker) => ({ worker, request: worker.fetchRequest() }))
+        .filter((a): a is { worker: PartitionWorker; request: NonNullable<typeof a.request> } => !!a.request);
+      this.#wanted.clear();
+      if (asked.length === 0) return;
+      let rows: MessageRow[];
+      try {
+        ({ rows } = await this.pool.query<MessageRow>({
+          name: 'ferry_broker_fetch_many',
+          text: FETCH_SQL,
+          values: [
+            this.channel,
+            asked.map((a) => a.request.partition),
+            asked.map((a) => a.request.after.toString()),
+            asked.map((a) => a.request.room),
+          ],
+        }));
+      } catch {
+        return; // the next wake-up or poll tries again
+      }
+      const byPartition = new Map<number, MessageRow[]>();
+      for (const row of rows) {
+        const list = byPartition.get(row.partition);
+        if (list) list.push(row);
+        else byPartition.set(row.partition, [row]);
+      }
+      for (const { worker, request } of asked)
+        worker.accept(request, byPartition.get(request.partition) ?? []);
+    }
   }
 
   lost(worker: PartitionWorker): void {

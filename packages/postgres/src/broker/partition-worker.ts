@@ -1,7 +1,9 @@
 import type { WireMessage } from '@ferry/core';
 import pg from 'pg';
 
-interface MessageRow {
+/** A row of the member's fetch: a message of one of its partitions. */
+export interface MessageRow {
+  partition: number;
   seq: string;
   message_id: string;
   partition_key: string;
@@ -26,6 +28,8 @@ export interface PartitionWorkerHost {
   /** Offsets are written at most this often per partition; a crash redelivers at most that much. */
   readonly commitIntervalMs: number;
   dispatch(item: PartitionItem): void;
+  /** Asks the member to fetch for this worker; the member fetches for all its workers at once. */
+  requestFetch(worker: PartitionWorker): void;
   /** Called when the worker finds it no longer owns its partition. */
   lost(worker: PartitionWorker): void;
 }
@@ -42,8 +46,6 @@ export class PartitionWorker {
   readonly #settled = new Set<bigint>();
   #cursor: bigint;
   #committed: bigint;
-  #fetching = false;
-  #fetchAgain = false;
   /** The last fetch filled the window: more may be waiting, so settling makes room to fetch. */
   #backlog = true;
   #commitTimer: NodeJS.Timeout | undefined;
@@ -71,56 +73,43 @@ export class PartitionWorker {
     return !this.abandoned && performance.now() < this.leaseDeadline;
   }
 
-  /** Fetches more messages if the window has room; safe to call often. */
+  /** Fetches more messages if the window has room (through the member); safe to call often. */
   fetch(): void {
-    if (this.abandoned) return;
-    if (this.#fetching) {
-      this.#fetchAgain = true;
-      return;
-    }
-    this.#fetching = true;
-    void this.#fetchLoop().finally(() => {
-      this.#fetching = false;
-    });
+    if (!this.abandoned) this.host.requestFetch(this);
   }
 
-  async #fetchLoop(): Promise<void> {
-    do {
-      this.#fetchAgain = false;
-      const room = this.host.windowSize - this.#inFlight;
-      if (room <= 0 || !this.usable) return;
-      let rows: MessageRow[];
-      try {
-        ({ rows } = await this.host.pool.query<MessageRow>({
-          name: 'ferry_broker_fetch',
-          text: `SELECT seq, message_id, partition_key, headers, body FROM ferry_broker.messages
-                  WHERE channel = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
-          values: [this.host.channel, this.partition, this.#cursor.toString(), room],
-        }));
-      } catch {
-        return; // the next wake-up or poll tries again
-      }
-      if (this.abandoned) return;
-      for (const row of rows) {
-        const seq = BigInt(row.seq);
-        this.#cursor = seq;
-        this.#outstanding.push(seq);
-        this.#inFlight++;
-        this.host.dispatch({
-          worker: this,
-          seq,
-          message: {
-            id: row.message_id,
-            channel: this.host.channel,
-            partitionKey: row.partition_key,
-            headers: row.headers,
-            body: row.body,
-          },
-        });
-      }
-      this.#backlog = rows.length === room;
-      if (this.#backlog) this.#fetchAgain = true;
-    } while (this.#fetchAgain);
+  /** What the member's next fetch should ask for this partition, or nothing. */
+  fetchRequest(): { readonly partition: number; readonly after: bigint; readonly room: number } | undefined {
+    const room = this.host.windowSize - this.#inFlight;
+    if (room <= 0 || !this.usable) return undefined;
+    return { partition: this.partition, after: this.#cursor, room };
+  }
+
+  /**
+   * Takes the rows the member fetched for `request` (in seq order) and hands them out. Rows of a
+   * worker that has since been abandoned are dropped: they will be fetched again.
+   */
+  accept(request: { readonly after: bigint; readonly room: number }, rows: readonly MessageRow[]): void {
+    if (this.abandoned || request.after !== this.#cursor) return;
+    for (const row of rows) {
+      const seq = BigInt(row.seq);
+      this.#cursor = seq;
+      this.#outstanding.push(seq);
+      this.#inFlight++;
+      this.host.dispatch({
+        worker: this,
+        seq,
+        message: {
+          id: row.message_id,
+          channel: this.host.channel,
+          partitionKey: row.partition_key,
+          headers: row.headers,
+          body: row.body,
+        },
+      });
+    }
+    this.#backlog = rows.length === request.room;
+    if (this.#backlog) this.fetch();
   }
 
   /** The handler settled the item: it may be committed. */
