@@ -15,7 +15,8 @@ import { BeginThen, type NamedStatement, pipelinable, StatementThenCommit, submi
  * (decision 0009 rejected a version that waited for the COMMIT and so broke this).
  *
  * An insert that fails aborts the transaction, and its error is the one the next statement or the
- * commit throws.
+ * commit throws. The same wrapper sends `withTransaction`'s BEGIN with the work's first statement
+ * (see pipelined.ts), so a short business transaction is two requests, outbox or not.
  */
 
 /** The channel on which outbox inserts wake the polling relay. */
