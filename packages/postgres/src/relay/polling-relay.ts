@@ -244,7 +244,6 @@ export class PollingRelay implements MessageRelay {
 
   async #run(): Promise<void> {
     let failures = 0;
-    const batchSize = this.options.batchSize ?? 500;
     while (this.#running) {
       try {
         const published = await this.relayBatch();
