@@ -42,19 +42,18 @@ export async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
 }
 
 /**
- * Runs `work` in a transaction on a client from `pool`: commit on success, rollback on error.
- * @example
- * await withTransaction(pool, async (tx) => { await tx.query('UPDATE ...'); await outbox.append(tx, messages); });
+ * Runs `work` on a client from `pool`; `work` opens and commits its transaction itself. If it
+ * throws, the transaction is rolled back, and a client that cannot even do that is discarded
+ * rather than returned to the pool.
  */
-export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withRollback<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await checkout(pool);
   let broken = false;
   try {
-    // BEGIN goes with the first statement the work sends.
-    const transaction = deferringTransaction(client, { begun: false });
-    const result = await work(transaction.tx);
-    await transaction.commit();
-    return result;
+    return await work(client);
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {
       broken = true;
@@ -63,4 +62,19 @@ export async function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient
   } finally {
     client.release(broken);
   }
+}
+
+/**
+ * Runs `work` in a transaction on a client from `pool`: commit on success, rollback on error.
+ * BEGIN goes with the first statement the work sends.
+ * @example
+ * await withTransaction(pool, async (tx) => { await tx.query('UPDATE ...'); await outbox.append(tx, messages); });
+ */
+export function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withRollback(pool, async (client) => {
+    const transaction = deferringTransaction(client, { begun: false });
+    const result = await work(transaction.tx);
+    await transaction.commit();
+    return result;
+  });
 }

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countingPool } from '../../../test/counting-pool.js';
 import { postgresTargets, useTestDatabase } from '../../../test/pg-test-database.js';
 import { withTransaction } from './database.js';
 
@@ -88,21 +89,10 @@ for (const target of postgresTargets()) {
     });
 
     it('sends nothing for a transaction that runs no statement', async () => {
-      const counting = new pg.Pool({ connectionString: db().url, max: 1 });
-      let requests = 0;
-      const wrapped = new WeakSet<pg.PoolClient>();
-      counting.on('acquire', (client) => {
-        if (wrapped.has(client)) return;
-        wrapped.add(client);
-        const query = client.query.bind(client);
-        (client as unknown as { query: typeof query }).query = ((...args: Parameters<typeof query>) => {
-          requests++;
-          return query(...args);
-        }) as typeof query;
-      });
-      expect(await withTransaction(counting, async () => 'nothing to do')).toBe('nothing to do');
-      await counting.end();
-      expect(requests).toBe(0);
+      const counted = countingPool(db().url);
+      expect(await withTransaction(counted.pool, async () => 'nothing to do')).toBe('nothing to do');
+      await counted.pool.end();
+      expect(counted.requests).toBe(0);
     });
   });
 }

@@ -1,6 +1,6 @@
 import type { Inbox, InboxResult } from '@ferry/core';
 import type pg from 'pg';
-import { checkout } from '../database.js';
+import { withRollback } from '../database.js';
 import { deferringTransaction } from '../outbox/deferred-appends.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -19,9 +19,7 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
     work: (tx: pg.PoolClient) => Promise<void>,
   ): Promise<InboxResult> {
     if (!UUID.test(messageId)) throw new TypeError(`message id is not a UUID: ${messageId}`);
-    const client = await checkout(this.pool);
-    let broken = false;
-    try {
+    return withRollback(this.pool, async (client) => {
       // BEGIN and the inbox insert in one round trip (simple protocol; both values are escaped).
       const results = (await client.query(
         `BEGIN; INSERT INTO ferry.inbox (consumer_group, message_id) VALUES (${client.escapeLiteral(group)}, '${messageId}') ON CONFLICT DO NOTHING`,
@@ -34,14 +32,6 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
       await work(transaction.tx);
       await transaction.commit();
       return 'handled';
-    } catch (error) {
-      // A failed handler or commit: roll back; a connection that cannot even do that is discarded.
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 }

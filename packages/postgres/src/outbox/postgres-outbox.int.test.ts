@@ -3,6 +3,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { countingPool } from '../../../../test/counting-pool.js';
 import { postgresTargets, useTestDatabase } from '../../../../test/pg-test-database.js';
 import { withTransaction } from '../database.js';
 import { messagingMigrations } from '../migrations/messaging.migrations.js';
@@ -118,22 +119,11 @@ for (const target of postgresTargets()) {
     });
 
     it('in a transaction Ferry commits, sends the outbox insert with the COMMIT: no round trip of its own', async () => {
-      // Count the requests that leave the pool's one client.
-      const counting = new pg.Pool({ connectionString: db().url, max: 1 });
-      let requestsNow = 0;
-      const wrapped = new WeakSet<pg.PoolClient>();
-      counting.on('acquire', (client) => {
-        if (wrapped.has(client)) return;
-        wrapped.add(client);
-        const query = client.query.bind(client);
-        (client as unknown as { query: typeof query }).query = ((...args: Parameters<typeof query>) => {
-          requestsNow++;
-          return query(...args);
-        }) as typeof query;
-      });
+      const counted = countingPool(db().url);
+      const counting = counted.pool;
       await withTransaction(counting, (tx) => tx.query('INSERT INTO orders VALUES ($1)', ['rt-1']));
-      const without = requestsNow;
-      requestsNow = 0;
+      const without = counted.requests;
+      counted.requests = 0;
       await withTransaction(counting, async (tx) => {
         await tx.query('INSERT INTO orders VALUES ($1)', ['rt-2']);
         await messaging.publishEvents(tx, { type: 'Order', id: 'rt-2' }, [
@@ -141,7 +131,7 @@ for (const target of postgresTargets()) {
           event(OrderCreated, { orderId: 'rt-2' }),
         ]);
       });
-      const withOutbox = requestsNow;
+      const withOutbox = counted.requests;
       await counting.end();
       expect(without).toBe(2); // BEGIN with the INSERT, COMMIT
       expect(withOutbox).toBe(without);

@@ -16,6 +16,27 @@ export async function appendWire(tx: TxHandle, messages: readonly WireMessage[])
   await queryIn(tx, statement.text, statement.values, statement.name);
 }
 
+/** A row of `ferry.outbox` as the relays read it. */
+export interface OutboxRow {
+  position: string;
+  message_id: string;
+  channel: string;
+  partition_key: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The wire message an outbox row holds. */
+export function wireOf(row: OutboxRow): WireMessage {
+  return {
+    id: row.message_id,
+    channel: row.channel,
+    partitionKey: row.partition_key,
+    headers: row.headers,
+    body: row.body,
+  };
+}
+
 /**
  * The transactional outbox on PostgreSQL: `append` writes into `ferry.outbox` inside the
  * caller's transaction (a node-postgres client or a Kysely transaction), so the messages

@@ -1,9 +1,10 @@
 import type { Broker, WireMessage } from '@ferry/core';
 import type pg from 'pg';
-import { checkout } from '../database.js';
-import { OUTBOX_NOTIFY_CHANNEL } from '../outbox/postgres-outbox.js';
+import { withRollback } from '../database.js';
+import { OUTBOX_NOTIFY_CHANNEL, type OutboxRow, wireOf } from '../outbox/postgres-outbox.js';
 import { StatementThenCommit, submit } from '../pipelined.js';
 import { PgListener } from './listener.js';
+import { deleteInBatches, PURGE_BATCH, withPurgeLock } from './purge.js';
 import type { MessageRelay, RelayEvent, RelayLag } from './relay-events.js';
 import { WakeSignal } from './wake-signal.js';
 
@@ -60,15 +61,6 @@ const BEGIN_BATCH = 'BEGIN; SET LOCAL synchronous_commit = off';
 const WITHDRAW_WAITING =
   'BEGIN; SET LOCAL synchronous_commit = off; UPDATE ferry.relay_state SET waiting_until = NULL WHERE id = 1; COMMIT';
 
-interface OutboxRow {
-  position: string;
-  message_id: string;
-  channel: string;
-  partition_key: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
 /**
  * The polling publisher: reads committed outbox rows in batches, publishes them, and marks them
  * published only after the broker acknowledged them. A NOTIFY sent by each outbox insert wakes
@@ -122,9 +114,7 @@ export class PollingRelay implements MessageRelay {
 
   /** Relays one batch; resolves to the number of messages published. Exposed for tests and tools. */
   async relayBatch(): Promise<number> {
-    const client = await checkout(this.options.pool);
-    let broken = false;
-    try {
+    return withRollback(this.options.pool, async (client) => {
       // The mark is bookkeeping: if a server crash loses it, the rows are published again and
       // consumers' inboxes absorb the duplicates. So its commit does not wait for the WAL flush.
       // After an idle wait, the announcement is withdrawn in the same request (its own transaction).
@@ -149,13 +139,7 @@ export class PollingRelay implements MessageRelay {
         return 0;
       }
       const started = performance.now();
-      const messages: WireMessage[] = rows.map((r) => ({
-        id: r.message_id,
-        channel: r.channel,
-        partitionKey: r.partition_key,
-        headers: r.headers,
-        body: r.body,
-      }));
+      const messages: WireMessage[] = rows.map(wireOf);
       await this.options.broker.publish(messages);
       // The mark and the COMMIT in one request.
       await submit(
@@ -173,46 +157,24 @@ export class PollingRelay implements MessageRelay {
         durationMs: performance.now() - started,
       });
       return rows.length;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   /** Deletes published rows older than the retention; one relay purges at a time. */
   async purge(): Promise<number> {
     const retentionMs = this.options.retentionMs ?? 24 * 3600_000;
-    const client = await checkout(this.options.pool);
-    try {
-      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
-        PURGE_LOCK,
-      ]);
-      if (!rows[0]?.locked) return 0;
-      try {
-        let total = 0;
-        for (;;) {
-          const { rowCount } = await client.query(
-            `DELETE FROM ferry.outbox WHERE position IN (
-               SELECT position FROM ferry.outbox
-                WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1::float8 / 1000)
-                LIMIT 10000)`,
-            [retentionMs],
-          );
-          total += rowCount ?? 0;
-          if ((rowCount ?? 0) < 10_000) break;
-        }
-        if (total > 0) this.options.onEvent?.({ kind: 'purged', relay: this.name, count: total });
-        return total;
-      } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [PURGE_LOCK]);
-      }
-    } finally {
-      client.release();
-    }
+    const total = await withPurgeLock(this.options.pool, PURGE_LOCK, (client) =>
+      deleteInBatches(
+        client,
+        `DELETE FROM ferry.outbox WHERE position IN (
+           SELECT position FROM ferry.outbox
+            WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1::float8 / 1000)
+            LIMIT ${PURGE_BATCH})`,
+        [retentionMs],
+      ),
+    );
+    if (total > 0) this.options.onEvent?.({ kind: 'purged', relay: this.name, count: total });
+    return total;
   }
 
   async lag(): Promise<RelayLag> {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Broker, WireMessage } from '@ferry/core';
 import type pg from 'pg';
+import { withRollback } from '../database.js';
+import { type OutboxRow, wireOf } from '../outbox/postgres-outbox.js';
 import { ReplicationConnection } from './replication-connection.js';
 import type { OutboxTable } from './replication-slot.js';
 
@@ -14,15 +16,6 @@ export interface SlotSetupOptions {
   readonly batchSize: number;
   /** `unpublished` (default) publishes the rows committed before the slot; `none` skips them. */
   readonly initialBacklog?: 'unpublished' | 'none';
-}
-
-interface BacklogRow {
-  position: string;
-  message_id: string;
-  channel: string;
-  partition_key: string;
-  headers: Record<string, string>;
-  body: string;
 }
 
 /**
@@ -54,41 +47,27 @@ export async function createSlotWithBacklog(options: SlotSetupOptions): Promise<
       `CREATE_REPLICATION_SLOT ${temporary} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')`,
     );
     if (!created) throw new Error('CREATE_REPLICATION_SLOT returned no row');
-    const client = await pool.connect();
-    let published = 0;
-    let broken = false;
-    try {
+    const published = await withRollback(pool, async (client) => {
+      let published = 0;
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await client.query(`SET TRANSACTION SNAPSHOT '${created.snapshot_name.replace(/'/g, "''")}'`);
       let after = '0';
       for (;;) {
-        const { rows } = await client.query<BacklogRow>(
+        const { rows } = await client.query<OutboxRow>(
           `SELECT position, message_id, channel, partition_key, headers, body
              FROM ${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.name)}
             WHERE published_at IS NULL AND position > $1 ORDER BY position LIMIT $2`,
           [after, batchSize],
         );
         if (rows.length === 0) break;
-        const messages: WireMessage[] = rows.map((r) => ({
-          id: r.message_id,
-          channel: r.channel,
-          partitionKey: r.partition_key,
-          headers: r.headers,
-          body: r.body,
-        }));
+        const messages: WireMessage[] = rows.map(wireOf);
         await broker.publish(messages);
         published += rows.length;
         after = rows[rows.length - 1]!.position;
       }
       await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+      return published;
+    });
     await pool.query('SELECT pg_copy_logical_replication_slot($1, $2, false)', [temporary, options.slot]);
     return published;
   } finally {

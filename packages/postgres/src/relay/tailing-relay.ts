@@ -1,6 +1,7 @@
 import type { Broker } from '@ferry/core';
 import type pg from 'pg';
 import { parseLsn } from './lsn.js';
+import { deleteInBatches, PURGE_BATCH, withPurgeLock } from './purge.js';
 import type { MessageRelay } from './relay-events.js';
 import {
   assertLogicalWal,
@@ -164,40 +165,25 @@ export class TailingRelay implements MessageRelay {
    */
   async purge(): Promise<number> {
     const retentionMs = this.options.retentionMs ?? 24 * 3600_000;
-    const client = await this.options.pool.connect();
-    try {
-      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
-        PURGE_LOCK,
-      ]);
-      if (!rows[0]?.locked) return 0;
-      try {
-        // Rows are in position order and created_at grows with it, but for stragglers of long
-        // transactions: find the first row to keep by walking the primary key, delete below it.
-        const cutoff = `now() - make_interval(secs => $1::float8 / 1000)`;
-        const first = await client.query<{ position: string | null }>(
-          `SELECT (SELECT position FROM ferry.outbox WHERE created_at >= ${cutoff} ORDER BY position LIMIT 1) AS position`,
-          [retentionMs],
-        );
-        const below = first.rows[0]?.position ?? '9223372036854775807';
-        let total = 0;
-        for (;;) {
-          const { rowCount } = await client.query(
-            `DELETE FROM ferry.outbox WHERE position IN (
-               SELECT position FROM ferry.outbox
-                WHERE position < $2::bigint AND created_at < ${cutoff} ORDER BY position LIMIT 10000)`,
-            [retentionMs, below],
-          );
-          total += rowCount ?? 0;
-          if ((rowCount ?? 0) < 10_000) break;
-        }
-        if (total > 0) this.options.onEvent?.({ kind: 'purged', relay: this.name, count: total });
-        return total;
-      } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [PURGE_LOCK]);
-      }
-    } finally {
-      client.release();
-    }
+    const total = await withPurgeLock(this.options.pool, PURGE_LOCK, async (client) => {
+      // Rows are in position order and created_at grows with it, but for stragglers of long
+      // transactions: find the first row to keep by walking the primary key, delete below it.
+      const cutoff = `now() - make_interval(secs => $1::float8 / 1000)`;
+      const first = await client.query<{ position: string | null }>(
+        `SELECT (SELECT position FROM ferry.outbox WHERE created_at >= ${cutoff} ORDER BY position LIMIT 1) AS position`,
+        [retentionMs],
+      );
+      const below = first.rows[0]?.position ?? '9223372036854775807';
+      return deleteInBatches(
+        client,
+        `DELETE FROM ferry.outbox WHERE position IN (
+           SELECT position FROM ferry.outbox
+            WHERE position < $2::bigint AND created_at < ${cutoff} ORDER BY position LIMIT ${PURGE_BATCH})`,
+        [retentionMs, below],
+      );
+    });
+    if (total > 0) this.options.onEvent?.({ kind: 'purged', relay: this.name, count: total });
+    return total;
   }
 
   get #publication(): string {
