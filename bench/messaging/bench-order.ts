@@ -73,3 +73,27 @@ export class BenchOrders {
 export function scheduledAtOf(message: WireMessage): number {
   return (JSON.parse(message.body) as { scheduledAt: number }).scheduledAt;
 }
+
+/**
+ * Starts the benches' consuming service: each order it handles is recorded in its table `seen`,
+ * in the inbox transaction, and reported to `onHandled`.
+ */
+export async function startSeenConsumer(
+  consumerSide: PostgresMessaging,
+  type: BenchOrders['type'],
+  onHandled: (message: Message<z.infer<typeof payload>>) => void,
+): Promise<{ stop(): Promise<void> }> {
+  await consumerSide.pool.query('CREATE TABLE seen (order_id text, total numeric)');
+  const consumer = consumerSide
+    .consumer('bench-consumer', {
+      concurrency: 16,
+      onEvent: (e) => {
+        if (e.kind === 'handled') onHandled(e.message as Message<z.infer<typeof payload>>);
+      },
+    })
+    .on(type, async ({ tx, message }) => {
+      await tx.query('INSERT INTO seen VALUES ($1, $2)', [message.payload.orderId, message.payload.total]);
+    });
+  await consumer.start();
+  return consumer;
+}

@@ -3,7 +3,7 @@ import { createPostgresMessaging } from '@ferry/postgres';
 import { resetServiceDatabase } from '../lib/bench-databases.js';
 import { closedLoopRate } from '../lib/report.js';
 import { waitForCount } from '../lib/wait.js';
-import { BenchOrders, KEYS } from './bench-order.js';
+import { BenchOrders, KEYS, startSeenConsumer } from './bench-order.js';
 
 /** What an end-to-end run measured. */
 export interface EndToEndResult {
@@ -61,23 +61,12 @@ export async function measureEndToEnd(options: {
   });
   await consumerSide.start();
   await resetServiceDatabase(consumerSide.pool);
-  await consumerSide.pool.query('CREATE TABLE seen (order_id text, total numeric)');
-
   let consumed = 0;
   let lastConsumedAt = 0;
-  const consumer = consumerSide
-    .consumer('bench-consumer', {
-      concurrency: 16,
-      onEvent: (e) => {
-        if (e.kind !== 'handled') return;
-        consumed++;
-        lastConsumedAt = performance.now();
-      },
-    })
-    .on(orders.type, async ({ tx, message }) => {
-      await tx.query('INSERT INTO seen VALUES ($1, $2)', [message.payload.orderId, message.payload.total]);
-    });
-  await consumer.start();
+  const consumer = await startSeenConsumer(consumerSide, orders.type, () => {
+    consumed++;
+    lastConsumedAt = performance.now();
+  });
   await relaying.start();
   try {
     for (let i = 0; i < KEYS; i++) await orders.place(service);

@@ -1,20 +1,16 @@
-import { defineEvent, event, type Message } from '@ferry/core';
+import { event } from '@ferry/core';
 import { createPostgresMessaging, PostgresBroker, withTransaction } from '@ferry/postgres';
-import { z } from 'zod';
 import type { BenchDatabases } from '../lib/bench-databases.js';
 import { LatencyHistogram } from '../lib/histogram.js';
 import { closedLoopRate, openLoop, quick } from '../lib/report.js';
+import { BenchOrders, startSeenConsumer } from './bench-order.js';
 import type { BenchPart } from './bench-part.js';
 
 /*
  * Issue 2's part: outbox overhead against plain inserts, end-to-end throughput and open-loop
  * latency of the PostgreSQL broker with the polling relay.
  */
-const OrderPlaced = defineEvent(
-  'OrderPlaced',
-  z.object({ orderId: z.string(), total: z.string(), scheduledAt: z.number() }),
-  'BenchOrder',
-);
+const OrderPlaced = new BenchOrders('BenchOrder').type;
 const seconds = quick ? 3 : 10;
 const producers = 4;
 const keys = 64;
@@ -90,27 +86,15 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
     relay: false,
   });
   await consumerSide.start();
-  await consumerSide.pool.query('CREATE TABLE seen (order_id text, total numeric)');
   const relaying = createPostgresMessaging({ connectionString: serviceUrl, broker, poolSize: 3, relay: {} });
   let consumed = 0;
   let lastConsumedAt = 0;
   let latency: LatencyHistogram | undefined;
-  const consumer = consumerSide
-    .consumer('bench-consumer', {
-      concurrency: 16,
-      onEvent: (e) => {
-        if (e.kind !== 'handled') return;
-        consumed++;
-        lastConsumedAt = performance.now();
-        latency?.recordMs(
-          lastConsumedAt - (e.message as Message<{ scheduledAt: number }>).payload.scheduledAt,
-        );
-      },
-    })
-    .on(OrderPlaced, async ({ tx, message }) => {
-      await tx.query('INSERT INTO seen VALUES ($1, $2)', [message.payload.orderId, message.payload.total]);
-    });
-  await consumer.start();
+  const consumer = await startSeenConsumer(consumerSide, OrderPlaced, (message) => {
+    consumed++;
+    lastConsumedAt = performance.now();
+    latency?.recordMs(lastConsumedAt - message.payload.scheduledAt);
+  });
   await relaying.start();
 
   const e2eCount = quick ? 6000 : 20000;
