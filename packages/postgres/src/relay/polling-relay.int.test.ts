@@ -1,8 +1,7 @@
-import { type Broker, defineEvent, event, Messaging, type WireMessage } from '@ferry/core';
+import { event, Messaging } from '@ferry/core';
 import { waitFor } from '@ferry/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { postgresTargets, useTestDatabase } from '../../../../test/pg-test-database.js';
 import { PostgresBroker } from '../broker/postgres-broker.js';
 import { withTransaction } from '../database.js';
@@ -10,24 +9,7 @@ import { messagingMigrations } from '../migrations/messaging.migrations.js';
 import { migrate } from '../migrations/migrate.js';
 import { PostgresOutbox } from '../outbox/postgres-outbox.js';
 import { PollingRelay } from './polling-relay.js';
-
-const Noted = defineEvent('Noted', z.object({ n: z.number() }));
-
-/** A real broker that can be told to refuse publishes, as a broker outage would. */
-class SwitchableBroker implements Broker {
-  readonly name = 'switchable';
-  down = false;
-  attempts = 0;
-  constructor(private readonly inner: Broker) {}
-  async publish(messages: readonly WireMessage[]) {
-    this.attempts++;
-    if (this.down) throw new Error('broker unavailable');
-    await this.inner.publish(messages);
-  }
-  subscribe: Broker['subscribe'] = (spec, handler) => this.inner.subscribe(spec, handler);
-  isReady = () => !this.down;
-  close = async () => {};
-}
+import { Noted, RecordingBroker } from './relay.fixtures.js';
 
 for (const target of postgresTargets()) {
   describe(`polling relay (${target.name} server)`, () => {
@@ -79,7 +61,7 @@ for (const target of postgresTargets()) {
     });
 
     it('marks rows published only after the broker acknowledged them, and retries after an outage', async () => {
-      const switchable = new SwitchableBroker(broker);
+      const switchable = new RecordingBroker(broker);
       switchable.down = true;
       const relay = new PollingRelay({
         pool,

@@ -1,9 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type Broker, defineEvent, event, Messaging, type WireMessage } from '@ferry/core';
+import { event, Messaging } from '@ferry/core';
 import { waitFor } from '@ferry/testing';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { postgresTargets, useTestDatabase } from '../../../../test/pg-test-database.js';
 import { PostgresBroker } from '../broker/postgres-broker.js';
 import { withTransaction } from '../database.js';
@@ -12,34 +11,11 @@ import { migrate } from '../migrations/migrate.js';
 import { appendWire, PostgresOutbox } from '../outbox/postgres-outbox.js';
 import { createPostgresMessaging } from '../runtime/postgres-messaging.js';
 import type { TxHandle } from '../tx.js';
+import { Noted, RecordingBroker } from './relay.fixtures.js';
 import { ReplicationConnection } from './replication-connection.js';
 import { dropReplicationSlot, readSlot } from './replication-slot.js';
 import { TailingRelay, type TailingRelayOptions } from './tailing-relay.js';
 import type { TailingRelayEvent } from './tailing-relay-events.js';
-
-const Noted = defineEvent('Noted', z.object({ n: z.number() }));
-
-/** A real broker that records what it acknowledged, in order, and can be told to refuse publishes. */
-class RecordingBroker implements Broker {
-  readonly name = 'recording';
-  readonly acknowledged: WireMessage[] = [];
-  down = false;
-  attempts = 0;
-  constructor(private readonly inner: Broker) {}
-  async publish(messages: readonly WireMessage[]) {
-    this.attempts++;
-    if (this.down) throw new Error('broker unavailable');
-    await this.inner.publish(messages);
-    this.acknowledged.push(...messages);
-  }
-  /** Bodies' `n` of the acknowledged messages of one channel, in publish order. */
-  numbers(channel: string): number[] {
-    return this.acknowledged.filter((m) => m.channel === channel).map((m) => JSON.parse(m.body).n);
-  }
-  subscribe: Broker['subscribe'] = (spec, handler) => this.inner.subscribe(spec, handler);
-  isReady = () => !this.down;
-  close = async () => {};
-}
 
 for (const target of postgresTargets()) {
   describe(`tailing relay (${target.name} server)`, () => {
