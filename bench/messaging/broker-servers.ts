@@ -1,9 +1,8 @@
 import type { Broker } from '@ferry/core';
 import { NatsBroker, type NatsBrokerOptions } from '@ferry/nats';
 import { RabbitMqBroker, type RabbitMqBrokerOptions } from '@ferry/rabbitmq';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect as connectNats } from '@nats-io/transport-node';
 import amqp from 'amqplib';
+import { dropNamespace } from '../../packages/nats/src/nats.fixtures.js';
 import { runId } from '../lib/bench-databases.js';
 
 /**
@@ -53,17 +52,7 @@ export async function openNatsServer(
     },
     async cleanup() {
       await Promise.all(brokers.splice(0).map((b) => b.close()));
-      const nc = await connectNats({ servers: natsUrl });
-      try {
-        const jsm = await jetstreamManager(nc);
-        const doomed: string[] = [];
-        for await (const name of jsm.streams.names()) {
-          if (name.startsWith(`${namespace}_`) || name === `KV_${namespace}_leases`) doomed.push(name);
-        }
-        for (const name of doomed) await jsm.streams.delete(name);
-      } finally {
-        await nc.close();
-      }
+      await dropNamespace(natsUrl, namespace);
     },
   };
   return probe(server);
