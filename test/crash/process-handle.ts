@@ -47,24 +47,26 @@ export class ProcessHandle {
 
   /** SIGKILL: no shutdown hooks, no goodbyes. */
   async kill(): Promise<void> {
-    const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    this.#expectingExit = true;
-    const exited = once(child, 'exit');
-    child.kill('SIGKILL');
-    await exited;
-    this.kills++;
-    this.#child = undefined;
+    if (await this.#sigkill()) {
+      this.kills++;
+      this.#child = undefined;
+    }
   }
 
   /** Ends the process, if it runs, without counting it as a fault (a failed test's clean-up). */
   async dispose(): Promise<void> {
+    await this.#sigkill();
+  }
+
+  /** SIGKILLs the process if it runs and waits for its exit; resolves to whether it ran. */
+  async #sigkill(): Promise<boolean> {
     const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return false;
     this.#expectingExit = true;
     const exited = once(child, 'exit');
     child.kill('SIGKILL');
     await exited;
+    return true;
   }
 
   /** SIGTERM, then wait for a clean exit. */
