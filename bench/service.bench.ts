@@ -9,7 +9,6 @@ import { TestIssuer } from '@ferry/service/testing';
 import autocannon from 'autocannon';
 import fastify from 'fastify';
 import * as hdr from 'hdr-histogram-js';
-import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 
@@ -46,7 +45,7 @@ async function serve(kind: 'bare' | 'runtime'): Promise<void> {
           DISCOVERY_MODE: 'dns',
         },
       },
-      logDestination: pino.destination({ dest: '/dev/null', sync: false }),
+      // No logDestination: the default, standard output, which this child has on /dev/null.
       routes: [
         defineRoute({
           method: 'GET',

@@ -77,8 +77,10 @@ const STANDARD_HEADERS = [
 /** Turns a message into its wire form. */
 export function toWire(message: Message): WireMessage {
   const h = message.headers;
-  const headers: Record<string, string> = { ...(h.extra ?? {}) };
-  for (const name of STANDARD_HEADERS) {
+  const headers: Record<string, string> = {};
+  if (h.extra) for (const name in h.extra) headers[name] = h.extra[name]!;
+  for (let i = 0; i < STANDARD_HEADERS.length; i++) {
+    const name = STANDARD_HEADERS[i]!;
     const value = h[name];
     if (value !== undefined) headers[name] = value;
   }

@@ -59,7 +59,11 @@ const APPEND_MANY: Omit<NamedStatement, 'values'> = {
 export function appendStatement(messages: readonly WireMessage[]): NamedStatement {
   if (messages.length === 1) {
     const m = messages[0]!;
-    return { ...APPEND_ONE, values: [m.id, m.channel, m.partitionKey, JSON.stringify(m.headers), m.body] };
+    return {
+      name: APPEND_ONE.name,
+      text: APPEND_ONE.text,
+      values: [m.id, m.channel, m.partitionKey, JSON.stringify(m.headers), m.body],
+    };
   }
   const rows = messages.map((m) => ({
     id: m.id,
@@ -68,7 +72,7 @@ export function appendStatement(messages: readonly WireMessage[]): NamedStatemen
     headers: m.headers,
     body: m.body,
   }));
-  return { ...APPEND_MANY, values: [JSON.stringify(rows)] };
+  return { name: APPEND_MANY.name, text: APPEND_MANY.text, values: [JSON.stringify(rows)] };
 }
 
 interface Deferral {

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TestIssuer } from '../testing/index.js';
 import { AccessTokenVerifier, InvalidTokenError, KeySetUnavailableError } from './access-token.verifier.js';
 
@@ -110,5 +110,48 @@ describe('AccessTokenVerifier against a real JWKS endpoint', () => {
     } finally {
       broken.close();
     }
+  });
+
+  it('answers a repeated token from its cache until the token expires or the cache time to live ends', async () => {
+    const verifier = verifierFor({ cacheTtlMs: 60_000, clockSkewSeconds: 0 });
+    const shortLived = await issuer.token({ subject: 'short', expiresIn: 10 });
+    const longLived = await issuer.token({ subject: 'long', expiresIn: 3600 });
+    expect(verifier.remembered(shortLived)).toBeUndefined();
+    await verifier.verify(shortLived);
+    await verifier.verify(longLived);
+    expect(verifier.remembered(shortLived)?.subject).toBe('short');
+    const now = Date.now();
+    const clock = vi.spyOn(Date, 'now');
+    try {
+      clock.mockReturnValue(now + 11_000); // past the short token's expiry, within the time to live
+      expect(verifier.remembered(shortLived)).toBeUndefined();
+      expect(verifier.remembered(longLived)?.subject).toBe('long');
+      clock.mockReturnValue(now + 61_000); // past the time to live: even a valid token is checked again
+      expect(verifier.remembered(longLived)).toBeUndefined();
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
+  it('keeps at most cacheSize tokens, dropping the oldest', async () => {
+    const verifier = verifierFor({ cacheSize: 2 });
+    const tokens = await Promise.all(['a', 'b', 'c'].map((subject) => issuer.token({ subject })));
+    for (const token of tokens) await verifier.verify(token);
+    expect(tokens.map((token) => verifier.remembered(token)?.subject)).toEqual([undefined, 'b', 'c']);
+  });
+
+  it('does not answer a forged token that shares a cached token’s signature from the cache', async () => {
+    const verifier = verifierFor();
+    const token = await issuer.token({ subject: 'victim', roles: ['consumer'] });
+    await verifier.verify(token);
+    const [header, , signature] = token.split('.');
+    const forgedClaims = {
+      ...JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()),
+      roles: ['admin'],
+    };
+    const forged = `${header}.${Buffer.from(JSON.stringify(forgedClaims)).toString('base64url')}.${signature}`;
+    expect(verifier.remembered(forged)).toBeUndefined();
+    expect(await reason(verifier.verify(forged))).toBe('signature');
+    expect(verifier.remembered(token)?.subject).toBe('victim');
   });
 });

@@ -55,10 +55,19 @@ export interface AccessTokenOptions {
 }
 
 interface CachedPrincipal {
+  readonly token: string;
   readonly principal: Principal;
-  /** When the token expires, skew included, in ms since the epoch. */
-  readonly expiresAt: number;
-  readonly cachedAt: number;
+  /** Until when it may be answered from the cache, in ms since the epoch: the token's expiry (skew included) or the cache's time to live, whichever is first. */
+  readonly goodUntil: number;
+}
+
+/**
+ * The cache key of a token: the end of its signature. Hashing a whole token (hundreds of
+ * characters, a new string on every request) is what a lookup would otherwise cost; the entry
+ * keeps the full token, compared before the entry is used.
+ */
+function cacheKey(token: string): string {
+  return token.length > 32 ? token.slice(-32) : token;
 }
 
 /** The signature algorithms an access token may use: asymmetric only. */
@@ -105,12 +114,14 @@ export class AccessTokenVerifier {
     const principal = await this.verifyUncached(token);
     const size = this.options.cacheSize ?? 10_000;
     if (size > 0) {
-      const exp = Number(principal.claims?.exp ?? 0) * 1000;
-      this.#cache.set(token, {
+      const expiresAt =
+        Number(principal.claims?.exp ?? 0) * 1000 + (this.options.clockSkewSeconds ?? 30) * 1000;
+      this.#cache.set(cacheKey(token), {
+        token,
         principal,
-        expiresAt: exp + (this.options.clockSkewSeconds ?? 30) * 1000,
-        cachedAt: now,
+        goodUntil: Math.min(expiresAt, now + (this.options.cacheTtlMs ?? 60_000)),
       });
+      // Full: the oldest entry goes (a token still in use is verified again and re-enters).
       if (this.#cache.size > size) this.#cache.delete(this.#cache.keys().next().value!);
     }
     return principal;
@@ -121,14 +132,12 @@ export class AccessTokenVerifier {
    * live; `undefined` otherwise. Synchronous, so the common case costs no promise.
    */
   remembered(token: string): Principal | undefined {
-    const cached = this.#cache.get(token);
-    if (!cached) return undefined;
-    this.#cache.delete(token);
-    const now = Date.now();
-    if (cached.expiresAt <= now || now - cached.cachedAt >= (this.options.cacheTtlMs ?? 60_000))
-      return undefined;
-    this.#cache.set(token, cached);
-    return cached.principal;
+    const key = cacheKey(token);
+    const cached = this.#cache.get(key);
+    if (cached === undefined || cached.token !== token) return undefined;
+    if (Date.now() < cached.goodUntil) return cached.principal;
+    this.#cache.delete(key);
+    return undefined;
   }
 
   /** Verifies the token's signature and claims now, without the cache. */

@@ -1,10 +1,11 @@
-import { context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AccessTokenVerifier } from '../auth/access-token.verifier.js';
 import { withRequestScope } from '../context/request-context.js';
 import { redactUrl } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { LINKED_ROOT_CONTEXT } from '../tracing/linked-context.js';
 import type { Tracing } from '../tracing/tracing.js';
 import { extractTraceContext } from '../tracing/w3c.js';
 import { type Authenticated, authenticate } from './auth.hook.js';
@@ -54,18 +55,31 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
     'route',
     'status_code',
   ]);
-  // Label children by method, route and status, so a request costs a map lookup, not a label hash.
-  const children = new Map<string, { count: () => void; observe: (seconds: number) => void }>();
+  // Label children by route, method and status in nested maps: the route template and the
+  // method are the same string objects on every request (their hashes cached), so a request
+  // costs three map lookups, not a label hash or a key string.
+  type Child = { count: () => void; observe: (seconds: number) => void };
+  const children = new Map<string, Map<string, Map<number, Child>>>();
+  let childCount = 0;
   const record = (method: string, route: string, status: number, seconds: number) => {
     if (!requests || !duration) return;
-    const key = `${method} ${status} ${route}`;
-    let child = children.get(key);
+    let byMethod = children.get(route);
+    if (!byMethod) {
+      byMethod = new Map();
+      children.set(route, byMethod);
+    }
+    let byStatus = byMethod.get(method);
+    if (!byStatus) {
+      byStatus = new Map();
+      byMethod.set(method, byStatus);
+    }
+    let child = byStatus.get(status);
     if (!child) {
       const labels = { method, route, status_code: status };
       const counter = requests.labels(labels);
       const histogram = duration.labels(labels);
       child = { count: () => counter.inc(), observe: (s) => histogram.observe(s) };
-      if (children.size < 10_000) children.set(key, child);
+      if (childCount++ < 10_000) byStatus.set(status, child);
     }
     child.count();
     child.observe(seconds);
@@ -79,7 +93,9 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
     reply.header(CORRELATION_HEADER, request.id);
     const headers = request.headers;
     const parent =
-      headers.traceparent === undefined ? ROOT_CONTEXT : extractTraceContext(headers, ROOT_CONTEXT);
+      headers.traceparent === undefined
+        ? LINKED_ROOT_CONTEXT
+        : extractTraceContext(headers, LINKED_ROOT_CONTEXT);
     const span = tracing.startSpan(
       `${request.method} ${route}`,
       SpanKind.SERVER,
@@ -87,29 +103,36 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
       parent,
     );
     request[kSpan] = span;
-    const active = withRequestScope(
-      { correlationId: request.id },
-      span ? trace.setSpan(parent, span) : parent,
-    );
-    // Fastify parses bodies in an AsyncResource of the request, so the context entered here
-    // reaches the handler of a request with a body too. (No closures on the common path: under
-    // tsx each one costs a property definition per request.)
+    const traced = span ? trace.setSpan(parent, span) : parent;
+    // The token is checked before the request scope is made, so that one context holds the
+    // correlation id and the caller. Fastify parses bodies in an AsyncResource of the request,
+    // so the context entered here reaches the handler of a request with a body too. (No closures
+    // on the common path: under tsx each one costs a property definition per request.)
     let authenticated: Authenticated | Promise<Authenticated> | undefined;
     try {
       authenticated = authenticate(request, reply, options.verifier);
     } catch (error) {
-      return context.with(active, () => done(error as Error));
+      return context.with(withRequestScope({ correlationId: request.id }, traced), () =>
+        done(error as Error),
+      );
     }
-    if (!authenticated) return context.with(active, done);
+    if (!authenticated) return context.with(withRequestScope({ correlationId: request.id }, traced), done);
     if (!(authenticated instanceof Promise))
       return context.with(
-        withRequestScope({ principal: authenticated.principal, accessToken: authenticated.token }, active),
+        withRequestScope(
+          { correlationId: request.id, principal: authenticated.principal, accessToken: authenticated.token },
+          traced,
+        ),
         done,
       );
     authenticated.then(
       ({ principal, token }) =>
-        context.with(withRequestScope({ principal, accessToken: token }, active), done),
-      (error: Error) => context.with(active, () => done(error)),
+        context.with(
+          withRequestScope({ correlationId: request.id, principal, accessToken: token }, traced),
+          done,
+        ),
+      (error: Error) =>
+        context.with(withRequestScope({ correlationId: request.id }, traced), () => done(error)),
     );
   });
 
@@ -134,8 +157,10 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
           status,
           duration_ms: Math.round(seconds * 1e6) / 1e3,
           correlation_id: request.id,
-          ...(ids ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
-          ...(request.principal ? { principal: request.principal.subject } : {}),
+          // pino leaves out fields that are undefined.
+          trace_id: ids?.traceId,
+          span_id: ids?.spanId,
+          principal: request.principal?.subject,
         },
         'request',
       );

@@ -11,6 +11,7 @@ import {
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
+  AlwaysOnSampler,
   BasicTracerProvider,
   BatchSpanProcessor,
   ParentBasedSampler,
@@ -20,6 +21,7 @@ import {
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import { ensureContextManager } from './context-manager.js';
+import { PooledIdGenerator } from './trace-ids.js';
 
 /** Options of {@link Tracing}. */
 export interface TracingOptions {
@@ -62,7 +64,8 @@ export class Tracing {
             'service.instance.id': options.instance,
             ...(options.version ? { 'service.version': options.version } : {}),
           }),
-          sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.sampleRatio ?? 1) }),
+          sampler: new ParentBasedSampler({ root: rootSampler(options.sampleRatio ?? 1) }),
+          idGenerator: new PooledIdGenerator(),
           spanProcessors: processors,
         })
       : undefined;
@@ -111,6 +114,11 @@ export class Tracing {
   async shutdown(): Promise<void> {
     await this.#provider?.shutdown();
   }
+}
+
+/** Samples every new trace at ratio 1 without hashing its id; a share of them below that. */
+function rootSampler(ratio: number) {
+  return ratio >= 1 ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(ratio);
 }
 
 /** Marks a span failed with the error's message and records it as an exception event. */
