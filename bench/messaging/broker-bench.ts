@@ -4,7 +4,8 @@ import type { BenchDatabases } from '../lib/bench-databases.js';
 import { quick } from '../lib/report.js';
 import type { BenchPart } from './bench-part.js';
 import { measureEndToEnd, measureProducersAlone } from './broker-e2e.js';
-import { openNatsServer, openRabbitMqServer } from './broker-servers.js';
+import { type BrokerServer, openNatsServer, openRabbitMqServer } from './broker-servers.js';
+import { CONSUMER_GROUP } from './consumer-process.js';
 import { natsRawPublish, RAW_WINDOW, rabbitMqRawPublish } from './raw-publish.js';
 import { DRAIN_BATCH_SIZE, measureDrain } from './relay-drain.js';
 import { measureRelayLatency } from './relay-latency.js';
@@ -109,12 +110,16 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
     for (const server of [nats, rabbit]) {
       if (!server) continue;
       await guard(`${server.kind} e2e`, async () => {
+        const relayBroker = await server.connect();
         const e2e = await measureEndToEnd({
           serviceUrl: producerUrl,
           consumerUrl,
           label: server.kind,
-          relayBroker: await server.connect(),
-          consumerBroker: await server.connect(),
+          relayBroker,
+          consumerBroker: { kind: server.kind, url: server.url, namespace: server.namespace },
+          // RabbitMQ keeps a group's messages from when its queues exist; recorded for clean-up too.
+          prepare: (channel) =>
+            (server as BrokerServer<Broker>).declareGroup(relayBroker, channel, CONSUMER_GROUP),
           ms: e2eMs,
           producers,
           relayBatchSize: DRAIN_BATCH_SIZE,

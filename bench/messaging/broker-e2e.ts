@@ -3,7 +3,8 @@ import { createPostgresMessaging } from '@ferry/postgres';
 import { resetServiceDatabase } from '../lib/bench-databases.js';
 import { closedLoopRate } from '../lib/report.js';
 import { waitForCount } from '../lib/wait.js';
-import { BenchOrders, KEYS, startSeenConsumer } from './bench-order.js';
+import { BenchOrders, KEYS } from './bench-order.js';
+import { type BrokerSpec, startRemoteConsumer, wallClockMs } from './consumer-process.js';
 
 /** What an end-to-end run measured. */
 export interface EndToEndResult {
@@ -13,7 +14,7 @@ export interface EndToEndResult {
   readonly msgsPerS: number;
   /** Business transactions the producers committed per second meanwhile (their own ceiling shows here). */
   readonly producedPerS: number;
-  /** Share of the run this process's event loop was busy (producers, relay and consumer share it). */
+  /** Share of the run the producing process's event loop was busy (producers and relay share it). */
   readonly eventLoopBusy: number;
 }
 
@@ -21,8 +22,9 @@ export interface EndToEndResult {
  * Producer commit to consumer commit through the whole path: producers commit business
  * transactions with an OrderPlaced event each as fast as they can for `ms`, the polling relay publishes
  * them to `broker`, and a MessageConsumer with the PostgreSQL inbox handles each one in a
- * transaction of its own database (a second broker connection, as another service would have).
- * One message per key first warms up streams, queues and partition ownership, untimed.
+ * transaction of its own database, in a process of its own with its own broker connection, as
+ * another service would (see consumer-process.ts). One message per key first warms up streams,
+ * queues and partition ownership, untimed.
  */
 export async function measureEndToEnd(options: {
   /** The producing service's database and the consuming service's, both emptied first. */
@@ -30,7 +32,10 @@ export async function measureEndToEnd(options: {
   readonly consumerUrl: string;
   readonly label: string;
   readonly relayBroker: Broker;
-  readonly consumerBroker: Broker;
+  /** Where the consuming process connects its own broker. */
+  readonly consumerBroker: BrokerSpec;
+  /** Declares the consumer group on the channel before anything is published, if the broker needs it. */
+  readonly prepare?: (channel: string) => Promise<void>;
   /** How long the producers commit; the clock then runs on until the consumer has handled every message. */
   readonly ms: number;
   readonly producers: number;
@@ -53,49 +58,40 @@ export async function measureEndToEnd(options: {
     poolSize: 3,
     relay: { name: `e2e-${label}`, batchSize: options.relayBatchSize },
   });
-  const consumerSide = createPostgresMessaging({
-    connectionString: consumerUrl,
+  await options.prepare?.(orders.channel);
+  const consumer = await startRemoteConsumer({
+    consumerUrl,
     broker: options.consumerBroker,
-    poolSize: 20,
-    relay: false,
-  });
-  await consumerSide.start();
-  await resetServiceDatabase(consumerSide.pool);
-  let consumed = 0;
-  let lastConsumedAt = 0;
-  const consumer = await startSeenConsumer(consumerSide, orders.type, () => {
-    consumed++;
-    lastConsumedAt = performance.now();
+    channel: orders.channel,
   });
   await relaying.start();
   try {
     for (let i = 0; i < KEYS; i++) await orders.place(service);
-    await waitForCount(() => consumed, KEYS, `${label} e2e warm-up`);
+    await waitForCount(consumer.consumed, KEYS, `${label} e2e warm-up`);
 
     let produced = 0;
     const elu = performance.eventLoopUtilization();
-    const started = performance.now();
-    const end = started + ms;
+    const started = wallClockMs();
+    const end = performance.now() + ms;
     await Promise.all(
       Array.from({ length: producers }, async () => {
         while (performance.now() < end) {
-          await orders.place(service, performance.now());
+          await orders.place(service, wallClockMs());
           produced++;
         }
       }),
     );
-    const producedMs = performance.now() - started;
-    await waitForCount(() => consumed, KEYS + produced, `${label} e2e`);
+    const producedMs = wallClockMs() - started;
+    await waitForCount(consumer.consumed, KEYS + produced, `${label} e2e`);
     return {
       messages: produced,
-      msgsPerS: produced / ((lastConsumedAt - started) / 1000),
+      msgsPerS: produced / ((consumer.lastConsumedAt() - started) / 1000),
       producedPerS: produced / (producedMs / 1000),
       eventLoopBusy: performance.eventLoopUtilization(elu).utilization,
     };
   } finally {
     await consumer.stop();
     await relaying.stop();
-    await consumerSide.stop();
     await service.stop();
   }
 }

@@ -1,16 +1,18 @@
 import { event } from '@ferry/core';
 import { createPostgresMessaging, PostgresBroker, withTransaction } from '@ferry/postgres';
 import type { BenchDatabases } from '../lib/bench-databases.js';
-import { LatencyHistogram } from '../lib/histogram.js';
 import { closedLoopRate, openLoop, quick } from '../lib/report.js';
-import { BenchOrders, startSeenConsumer } from './bench-order.js';
+import { waitForCount } from '../lib/wait.js';
+import { BenchOrders } from './bench-order.js';
 import type { BenchPart } from './bench-part.js';
+import { startRemoteConsumer, wallClockMs } from './consumer-process.js';
 
 /*
  * Issue 2's part: outbox overhead against plain inserts, end-to-end throughput and open-loop
  * latency of the PostgreSQL broker with the polling relay.
  */
-const OrderPlaced = new BenchOrders('BenchOrder').type;
+const BENCH_CHANNEL = 'BenchOrder';
+const OrderPlaced = new BenchOrders(BENCH_CHANNEL).type;
 const seconds = quick ? 3 : 10;
 const producers = 4;
 const keys = 64;
@@ -78,62 +80,51 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
   };
   await service.pool.query('TRUNCATE ferry.outbox');
 
-  // End to end: producers commit as fast as they can while the relay and the consumer run.
-  const consumerSide = createPostgresMessaging({
-    connectionString: consumerUrl,
-    broker,
-    poolSize: 20,
-    relay: false,
-  });
-  await consumerSide.start();
+  // End to end: producers commit as fast as they can while the relay runs in this process and
+  // the consuming service in its own (consumer-process.ts), as the two services would be deployed.
+  // Times that cross between the processes are wall-clock milliseconds.
   const relaying = createPostgresMessaging({ connectionString: serviceUrl, broker, poolSize: 3, relay: {} });
-  let consumed = 0;
-  let lastConsumedAt = 0;
-  let latency: LatencyHistogram | undefined;
-  const consumer = await startSeenConsumer(consumerSide, OrderPlaced, (message) => {
-    consumed++;
-    lastConsumedAt = performance.now();
-    latency?.recordMs(lastConsumedAt - message.payload.scheduledAt);
+  const consumer = await startRemoteConsumer({
+    consumerUrl,
+    broker: { kind: 'postgres', connectionString: brokerUrl },
+    channel: BENCH_CHANNEL,
   });
   await relaying.start();
 
   const e2eCount = quick ? 6000 : 20000;
   let produced = 0;
-  const e2eStart = performance.now();
+  const e2eStart = wallClockMs();
   await Promise.all(
     Array.from({ length: producers }, async () => {
       while (produced < e2eCount) {
         produced++;
-        await businessTx(true, performance.now());
+        await businessTx(true, wallClockMs());
       }
     }),
   );
-  while (consumed < e2eCount) await new Promise((r) => setTimeout(r, 5));
-  const e2eRate = e2eCount / ((lastConsumedAt - e2eStart) / 1000);
+  await waitForCount(consumer.consumed, e2eCount, 'PostgreSQL broker e2e');
+  const e2eRate = e2eCount / ((consumer.lastConsumedAt() - e2eStart) / 1000);
 
   // Latency: open loop at half the end-to-end rate, timed from each message's scheduled start.
   // A warm-up at that rate first, unrecorded: the system settles from the saturating phase above
   // (its autovacuum and checkpoint work) into the steady state being measured.
   const rate = Math.floor(e2eRate / 2);
-  const warmedFrom = consumed;
-  let warmUp = 0;
-  await openLoop(rate, quick ? 1000 : 3000, async (scheduledAt) => {
-    warmUp++;
-    await businessTx(true, scheduledAt);
-  });
-  while (consumed - warmedFrom < warmUp) await new Promise((r) => setTimeout(r, 5));
-  latency = new LatencyHistogram();
-  const before = consumed;
-  let sent = 0;
-  await openLoop(rate, seconds * 1000, async (scheduledAt) => {
-    sent++;
-    await businessTx(true, scheduledAt);
-  });
-  while (consumed - before < sent) await new Promise((r) => setTimeout(r, 5));
+  const atRate = async (ms: number) => {
+    const before = consumer.consumed();
+    let sent = 0;
+    await openLoop(rate, ms, async (scheduledAt) => {
+      sent++;
+      await businessTx(true, performance.timeOrigin + scheduledAt);
+    });
+    await waitForCount(consumer.consumed, before + sent, 'PostgreSQL broker latency');
+  };
+  await atRate(quick ? 1000 : 3000);
+  await consumer.record();
+  await atRate(seconds * 1000);
+  const latency = await consumer.latency();
 
   await consumer.stop();
   await relaying.stop();
-  await consumerSide.stop();
   await service.stop();
   await broker.close();
 
@@ -145,10 +136,10 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
       outbox_write_ratio: median(ratios),
       pg_broker_e2e_msgs_per_s: e2eRate,
       pg_broker_latency_rate_msgs_per_s: rate,
-      pg_broker_p50_ms: latency.percentileMs(50),
-      pg_broker_p90_ms: latency.percentileMs(90),
-      pg_broker_p99_ms: latency.percentileMs(99),
-      pg_broker_max_ms: latency.percentileMs(100),
+      pg_broker_p50_ms: latency.p50,
+      pg_broker_p90_ms: latency.p90,
+      pg_broker_p99_ms: latency.p99,
+      pg_broker_max_ms: latency.max,
     },
     notes: {
       baseline_insert_tps: 'single-row INSERT transactions/s (same client, same database)',

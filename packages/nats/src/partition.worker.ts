@@ -120,12 +120,20 @@ export class PartitionWorker {
     return this.#stopping;
   }
 
-  /** Acknowledges, naks (redeliver now) or terminates a message, confirmed by the server. */
+  /**
+   * Acknowledges, naks (redeliver now) or terminates a message. Naks and terms are confirmed by
+   * the server. An ack of a handled message is sent without waiting for the server's answer:
+   * a confirmed ack costs a request per message (a reply, a timer, an error object for the
+   * timeout), and an ack lost with the connection only means JetStream redelivers the message
+   * after `ackWaitMs`, a duplicate the consumer's inbox skips. Stopping waits until the server
+   * has every ack sent (see {@link stop}).
+   */
   async settle(item: HeldMessage, outcome: 'ack' | 'nak' | 'term'): Promise<void> {
     const payload = outcome === 'ack' ? '+ACK' : outcome === 'nak' ? '-NAK' : '+TERM';
     // A nak while the last pull is open would bring the message straight back to this worker.
     if (outcome === 'nak' && this.stopping) await this.#loop;
-    await this.#confirm(item.msg, payload);
+    if (outcome === 'ack') this.#ack(item.msg);
+    else await this.#confirm(item.msg, payload);
     item.state = outcome === 'nak' ? 'returned' : 'settled';
     this.held.delete(item.seq);
     this.#signalChange();
@@ -150,6 +158,8 @@ export class PartitionWorker {
     // Sent in stream order on one connection, so JetStream queues them for redelivery in that order.
     await Promise.all(returned.map((msg) => this.#confirm(msg, '-NAK')));
     while (this.held.size > 0) await this.#nextChange();
+    // The acks sent without an answer have reached the server before the lease is given back.
+    if (!this.#lost) await this.ctx.nc.flush().catch(() => undefined);
     clearInterval(this.#heartbeat);
     this.#state = 'stopped';
   }
@@ -258,6 +268,15 @@ export class PartitionWorker {
       } catch {
         // Disconnected: the next beat tries again.
       }
+    }
+  }
+
+  /** Sends an ack without waiting; on a closed connection it is dropped (JetStream redelivers). */
+  #ack(msg: JsMsg): void {
+    try {
+      this.ctx.nc.publish(replyOf(msg), '+ACK');
+    } catch (error) {
+      this.#report(`acknowledging message ${msg.info.streamSequence}; JetStream will redeliver it`, error);
     }
   }
 

@@ -1,9 +1,11 @@
 import { newMessageId } from '@ferry/core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countingPool } from '../../../../test/counting-pool.js';
 import { postgresTargets, useTestDatabase } from '../../../../test/pg-test-database.js';
 import { messagingMigrations } from '../migrations/messaging.migrations.js';
 import { migrate } from '../migrations/migrate.js';
+import { appendWire } from '../outbox/postgres-outbox.js';
 import { PostgresInbox } from './postgres-inbox.js';
 
 for (const target of postgresTargets()) {
@@ -59,6 +61,76 @@ for (const target of postgresTargets()) {
       const id = newMessageId();
       expect(await handle("o'brien", id)).toBe('handled');
       expect(await handle("o'brien", id)).toBe('duplicate');
+    });
+
+    it('runs none of a duplicate’s work', async () => {
+      const id = newMessageId();
+      expect(await handle('kitchen', id)).toBe('handled');
+      const reached: string[] = [];
+      const result = await inbox.handle('kitchen', id, async (tx) => {
+        reached.push('start');
+        await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
+        reached.push('after first statement');
+        await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
+      });
+      expect(result).toBe('duplicate');
+      expect(reached).toEqual([]);
+      expect(await effects(id)).toBe(1);
+    });
+
+    it('detects a duplicate whose work sends messages and runs no statement: nothing is sent again', async () => {
+      const id = newMessageId();
+      const send = (tx: pg.PoolClient) =>
+        appendWire(tx, [
+          {
+            id: newMessageId(),
+            channel: 'replies',
+            partitionKey: id,
+            headers: { kind: 'event', type: 'Seen', createdAt: 'now' },
+            body: '{}',
+          },
+        ]);
+      const outboxRows = async () =>
+        Number(
+          (await pool.query('SELECT count(*) AS n FROM ferry.outbox WHERE partition_key = $1', [id])).rows[0]
+            .n,
+        );
+      expect(await inbox.handle('kitchen', id, send)).toBe('handled');
+      expect(await inbox.handle('kitchen', id, send)).toBe('duplicate');
+      expect(await outboxRows()).toBe(1);
+    });
+
+    it('detects a duplicate whatever the work’s first statement is', async () => {
+      const id = newMessageId();
+      const literal = async (tx: pg.PoolClient) => {
+        await tx.query(`INSERT INTO effects VALUES ('kitchen', '${id}')`);
+      };
+      expect(await inbox.handle('kitchen', id, literal)).toBe('handled');
+      expect(await inbox.handle('kitchen', id, literal)).toBe('duplicate');
+      expect(await effects(id)).toBe(1);
+    });
+
+    it('costs a message one request of its own: BEGIN with the inbox insert; the appends go with COMMIT', async () => {
+      const counted = countingPool(db().url);
+      try {
+        const counting = new PostgresInbox(counted.pool);
+        const id = newMessageId();
+        await counting.handle('kitchen', id, async (tx) => {
+          await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
+          await appendWire(tx, [
+            {
+              id: newMessageId(),
+              channel: 'replies',
+              partitionKey: id,
+              headers: { kind: 'event', type: 'Seen', createdAt: 'now' },
+              body: '{}',
+            },
+          ]);
+        });
+        expect(counted.requests).toBe(3); // BEGIN and the insert; the statement; the appends and COMMIT
+      } finally {
+        await counted.pool.end();
+      }
     });
   });
 }
