@@ -1,6 +1,13 @@
 import type { WireMessage } from '@ferry/core';
 import type pg from 'pg';
-import { BeginThen, type NamedStatement, pipelinable, StatementThenCommit, submit } from '../pipelined.js';
+import {
+  type LeadingStatement,
+  LeadingThen,
+  type NamedStatement,
+  pipelinable,
+  StatementThenCommit,
+  submit,
+} from '../pipelined.js';
 
 /**
  * Outbox appends in the transactions Ferry commits itself, written in the COMMIT's round trip.
@@ -109,8 +116,9 @@ type AnyQuery = (...args: unknown[]) => unknown;
 
 /**
  * Wraps `client` so that outbox appends through it are deferred. With `begun` false, BEGIN is
- * not sent yet: it goes with the first statement, in the same request when that statement has
- * parameters (see {@link BeginThen}); a transaction that runs no statement sends nothing.
+ * not sent yet: it goes with the first statement. BEGIN and queued appends go in the same request
+ * as the statement when it has parameters (see {@link LeadingThen}); otherwise they go first and
+ * the statement follows once they have run. A transaction that runs no statement sends nothing.
  */
 export function deferringTransaction(
   client: pg.PoolClient,
@@ -120,34 +128,47 @@ export function deferringTransaction(
   let begun = options.begun;
   const send = client.query.bind(client) as AnyQuery;
 
-  /** Sends the queued appends; returns their outcome as a promise that never rejects. */
-  const flush = (): Promise<unknown> => {
-    const messages = deferral.pending.splice(0);
-    return client.query(appendStatement(messages)).then(
-      () => undefined,
-      (error: unknown) => {
-        deferral.failure ??= error;
-        return error;
-      },
-    );
-  };
+  const BEGIN: LeadingStatement = { text: 'BEGIN' };
 
   const query = (...args: unknown[]): unknown => {
+    // What must run before the caller's statement: BEGIN, the first time; the queued appends.
+    const leading: LeadingStatement[] = [];
     if (!begun) {
       begun = true;
-      const config = deferral.pending.length === 0 ? pipelinable(args) : undefined;
-      if (config) return submit(client, new BeginThen(config));
-      void (send('BEGIN') as Promise<unknown>).catch(() => {}); // its failure fails the statements after it
+      leading.push(BEGIN);
     }
-    if (deferral.pending.length === 0) return send(...args);
-    const flushed = flush();
-    const result = send(...args);
+    const append = deferral.pending.length > 0 ? appendStatement(deferral.pending.splice(0)) : undefined;
+    if (append) leading.push(append);
+    if (leading.length === 0) return send(...args);
+    /** A failing append aborts the transaction: the commit must fail with its error too. */
+    const noteFailure = (request: LeadingThen) => (error: unknown) => {
+      if (append && request.failedLeading === leading.indexOf(append)) deferral.failure ??= error;
+      throw error;
+    };
+    const config = pipelinable(args);
+    if (config) {
+      // One request: what leads, then the caller's statement (see LeadingThen).
+      const request = new LeadingThen(leading, config);
+      return submit(client, request).catch(noteFailure(request));
+    }
+    const request = new LeadingThen(leading);
+    const led = submit(client, request).catch(noteFailure(request));
     const first = args[0] as { submit?: unknown } | undefined;
-    if (typeof first?.submit === 'function' || !(result instanceof Promise)) return result;
-    // The statement fails because the append aborted the transaction: report the append's error.
-    return result.catch(async (error: unknown) => {
-      throw (await flushed) ?? error;
-    });
+    if (typeof first?.submit === 'function') {
+      // A submittable (a cursor) is handed back at once, so it queues behind what leads.
+      void led.catch(() => {});
+      return send(...args);
+    }
+    // Anything else waits for what leads (a round trip), rather than queueing on a busy client.
+    const callback = args.at(-1);
+    if (typeof callback === 'function') {
+      led.then(
+        () => send(...args),
+        (error: unknown) => callback(error),
+      );
+      return undefined;
+    }
+    return led.then(() => send(...args));
   };
 
   const tx = new Proxy(client, {
