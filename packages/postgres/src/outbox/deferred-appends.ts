@@ -1,13 +1,8 @@
 import type { WireMessage } from '@ferry/core';
 import type pg from 'pg';
-import {
-  type LeadingStatement,
-  LeadingThen,
-  type NamedStatement,
-  pipelinable,
-  StatementThenCommit,
-  submit,
-} from '../pipelined.js';
+import { type LeadingStatement, LeadingThen } from '../leading-then.js';
+import { type NamedStatement, pipelinable, submit } from '../pipelined.js';
+import { StatementThenCommit } from '../statement-then-commit.js';
 
 /**
  * Outbox appends in the transactions Ferry commits itself, written in the COMMIT's round trip.
@@ -23,7 +18,7 @@ import {
  *
  * An insert that fails aborts the transaction, and its error is the one the next statement or the
  * commit throws. The same wrapper sends `withTransaction`'s BEGIN with the work's first statement
- * (see pipelined.ts), so a short business transaction is two requests, outbox or not.
+ * (see leading-then.ts), so a short business transaction is two requests, outbox or not.
  */
 
 /** The channel on which outbox inserts wake the polling relay. */

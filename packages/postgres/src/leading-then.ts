@@ -1,0 +1,162 @@
+import pg from 'pg';
+import type { Connection, QueryInternals } from './pipelined.js';
+
+/** A statement sent ahead of the caller's: BEGIN, or the outbox's append (named, with parameters). */
+export interface LeadingStatement {
+  readonly name?: string;
+  readonly text: string;
+  readonly values?: readonly string[];
+}
+
+/** What stands for the caller's statement when there is none: the Sync, and the outcome. */
+class SyncOnly implements QueryInternals {
+  readonly name = undefined;
+  readonly text = '';
+  #error: unknown;
+
+  constructor(private readonly callback: (error: Error | undefined, result: unknown) => void) {}
+
+  submit(connection: Connection): null {
+    connection.sync();
+    return null;
+  }
+
+  handleError(error: unknown): void {
+    this.#error ??= error;
+  }
+
+  handleReadyForQuery(): void {
+    this.callback(this.#error as Error | undefined, { command: 'SYNC', rowCount: null, rows: [] });
+  }
+
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleCommandComplete(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyInResponse(connection: Connection): void {
+    connection.sendCopyFail('no copy expected');
+  }
+  handleCopyData(): void {}
+}
+
+/**
+ * Statements sent ahead of the caller's, and the caller's, as one request: Parse (unless the
+ * client parsed a named one before), Bind and Execute of each leading statement, then the
+ * caller's statement as node-postgres itself would send it, with its Sync. Answers to the
+ * caller's statement go to a node-postgres query object, so rows, types and errors come back
+ * exactly as from `query`. If a leading statement fails, the server skips the rest up to the
+ * Sync, the caller's statement rejects with that error, and `failedLeading` says which one it
+ * was. At most one leading statement may be named (the client records a named statement as
+ * parsed from the query's `name` and `text` when the server confirms a parse).
+ *
+ * Without a caller's statement it sends the leading statements alone, with a Sync, and resolves
+ * once they have run: for a statement node-postgres cannot send this way, which then follows on
+ * its own rather than queueing on a busy client (deprecated, and gone in pg 9).
+ */
+export class LeadingThen {
+  readonly done: Promise<pg.QueryResult>;
+  readonly #inner: QueryInternals;
+  readonly #leading: readonly LeadingStatement[];
+  readonly #named: LeadingStatement | undefined;
+  #completed = 0;
+  #failedLeading: number | undefined;
+
+  constructor(leading: readonly LeadingStatement[], config?: pg.QueryConfig) {
+    let resolve!: (result: pg.QueryResult) => void;
+    let reject!: (error: unknown) => void;
+    this.done = new Promise((ok, fail) => {
+      resolve = ok;
+      reject = fail;
+    });
+    const named = leading.filter((statement) => statement.name);
+    if (named.length > 1) throw new Error('at most one leading statement may be named');
+    this.#leading = leading;
+    this.#named = named[0];
+    const callback = (error: Error | undefined, result: unknown) =>
+      error ? reject(error) : resolve(result as pg.QueryResult);
+    this.#inner = config
+      ? (new pg.Query(config, undefined, callback) as unknown as QueryInternals)
+      : new SyncOnly(callback);
+  }
+
+  /** The index among the leading statements of the one that failed, if one did. */
+  get failedLeading(): number | undefined {
+    return this.#failedLeading;
+  }
+
+  /** Read by the client on a parse: the named leading statement's, else the caller's. */
+  get name(): string | undefined {
+    return this.#named ? this.#named.name : this.#inner.name;
+  }
+
+  get text(): string {
+    return this.#named ? this.#named.text : this.#inner.text;
+  }
+
+  submit(connection: Connection): Error | null {
+    connection.stream.cork?.();
+    try {
+      for (const statement of this.#leading) {
+        const name = statement.name ?? '';
+        const parsed =
+          name !== '' &&
+          (connection.parsedStatements[name] !== undefined ||
+            connection.submittedNamedStatements[name] !== undefined);
+        if (!parsed) {
+          connection.parse({ name, text: statement.text, types: [] });
+          if (name !== '') connection.submittedNamedStatements[name] = statement.text;
+        }
+        connection.bind({ statement: name, values: [...(statement.values ?? [])] });
+        connection.execute({});
+      }
+      const error = this.#inner.submit(connection);
+      // Not expected (the config was checked), but the server must still get its Sync.
+      if (error) connection.sync();
+      return error;
+    } finally {
+      connection.stream.uncork?.();
+    }
+  }
+
+  handleCommandComplete(message: unknown, connection: Connection): void {
+    if (this.#completed < this.#leading.length) this.#completed++;
+    else this.#inner.handleCommandComplete(message, connection);
+  }
+
+  handleError(error: unknown, connection: Connection): void {
+    if (this.#completed < this.#leading.length) this.#failedLeading = this.#completed;
+    this.#inner.handleError(error, connection);
+  }
+
+  handleRowDescription(message: unknown): void {
+    if (this.#completed < this.#leading.length) return; // a leading statement's (the append's wake-up row)
+    this.#inner.handleRowDescription(message);
+  }
+
+  handleDataRow(message: unknown): void {
+    if (this.#completed < this.#leading.length) return; // a leading statement's (the append's wake-up row)
+    this.#inner.handleDataRow(message);
+  }
+
+  handleEmptyQuery(connection: Connection): void {
+    if (this.#completed < this.#leading.length) return; // a leading statement's (the append's wake-up row)
+    this.#inner.handleEmptyQuery(connection);
+  }
+
+  handlePortalSuspended(connection: Connection): void {
+    this.#inner.handlePortalSuspended(connection);
+  }
+
+  handleReadyForQuery(connection: Connection): void {
+    this.#inner.handleReadyForQuery(connection);
+  }
+
+  handleCopyInResponse(connection: Connection): void {
+    this.#inner.handleCopyInResponse(connection);
+  }
+
+  handleCopyData(message: unknown, connection: Connection): void {
+    this.#inner.handleCopyData(message, connection);
+  }
+}
