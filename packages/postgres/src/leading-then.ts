@@ -8,25 +8,32 @@ export interface LeadingStatement {
   readonly values?: readonly string[];
 }
 
-/** What stands for the caller's statement when there is none: the Sync, and the outcome. */
+/**
+ * What stands for the caller's statement when there is none: the Sync, and the outcome, whose
+ * `command` is the last leading statement's tag (`COMMIT`, or `ROLLBACK` for a COMMIT of a
+ * transaction an earlier error aborted).
+ */
 class SyncOnly implements QueryInternals {
   readonly name = undefined;
   readonly text = '';
-  #error: unknown;
 
-  constructor(private readonly callback: (error: Error | undefined, result: unknown) => void) {}
+  constructor(
+    private readonly callback: (error: Error | undefined, result: unknown) => void,
+    private readonly lastTag: () => string,
+  ) {}
 
   submit(connection: Connection): null {
     connection.sync();
     return null;
   }
 
+  /** The client forgets the query on an error (no ReadyForQuery reaches it), so it settles now. */
   handleError(error: unknown): void {
-    this.#error ??= error;
+    this.callback(error as Error, undefined);
   }
 
   handleReadyForQuery(): void {
-    this.callback(this.#error as Error | undefined, { command: 'SYNC', rowCount: null, rows: [] });
+    this.callback(undefined, { command: this.lastTag(), rowCount: null, rows: [] });
   }
 
   handleRowDescription(): void {}
@@ -51,8 +58,9 @@ class SyncOnly implements QueryInternals {
  * parsed from the query's `name` and `text` when the server confirms a parse).
  *
  * Without a caller's statement it sends the leading statements alone, with a Sync, and resolves
- * once they have run: for a statement node-postgres cannot send this way, which then follows on
- * its own rather than queueing on a busy client (deprecated, and gone in pg 9).
+ * once they have run (see {@link thenCommit}); `withTransaction` also uses this for a statement
+ * node-postgres cannot send this way, which then follows on its own rather than queueing on a busy
+ * client (deprecated, and gone in pg 9).
  */
 export class LeadingThen {
   readonly done: Promise<pg.QueryResult>;
@@ -60,6 +68,7 @@ export class LeadingThen {
   readonly #leading: readonly LeadingStatement[];
   readonly #named: LeadingStatement | undefined;
   #completed = 0;
+  #lastTag = '';
   #failedLeading: number | undefined;
 
   constructor(leading: readonly LeadingStatement[], config?: pg.QueryConfig) {
@@ -77,7 +86,7 @@ export class LeadingThen {
       error ? reject(error) : resolve(result as pg.QueryResult);
     this.#inner = config
       ? (new pg.Query(config, undefined, callback) as unknown as QueryInternals)
-      : new SyncOnly(callback);
+      : new SyncOnly(callback, () => this.#lastTag);
   }
 
   /** The index among the leading statements of the one that failed, if one did. */
@@ -120,8 +129,10 @@ export class LeadingThen {
   }
 
   handleCommandComplete(message: unknown, connection: Connection): void {
-    if (this.#completed < this.#leading.length) this.#completed++;
-    else this.#inner.handleCommandComplete(message, connection);
+    if (this.#completed === this.#leading.length)
+      return this.#inner.handleCommandComplete(message, connection);
+    this.#completed++;
+    this.#lastTag = (message as { text: string }).text;
   }
 
   handleError(error: unknown, connection: Connection): void {
@@ -159,4 +170,15 @@ export class LeadingThen {
   handleCopyData(message: unknown, connection: Connection): void {
     this.#inner.handleCopyData(message, connection);
   }
+}
+
+const COMMIT: LeadingStatement = { text: 'COMMIT' };
+
+/**
+ * A statement and COMMIT as one request. If the statement fails the server skips the COMMIT,
+ * so the transaction is left aborted, and `done` rejects with the statement's error; otherwise
+ * its `command` is the COMMIT's tag.
+ */
+export function thenCommit(statement: LeadingStatement): LeadingThen {
+  return new LeadingThen([statement, COMMIT]);
 }

@@ -3,10 +3,10 @@ import type pg from 'pg';
 /*
  * Requests that carry more than one statement. node-postgres sends one statement per round trip
  * and does not pipeline, but it runs *submittables*: objects that write protocol messages
- * themselves and receive the answers (pg-cursor is one). `StatementThenCommit` and `LeadingThen`
- * write several statements in the extended protocol with a single Sync, so the server answers them
- * in one go; if one fails, the server skips the rest up to the Sync. This file holds what they
- * share. See decision 0010.
+ * themselves and receive the answers (pg-cursor is one). `LeadingThen` (leading-then.ts)
+ * writes several statements in the extended protocol with a single Sync, so the server answers them
+ * in one go; if one fails, the server skips the rest up to the Sync. This file holds the types
+ * it drives and the helpers around it. See decision 0010.
  */
 
 /** Runs `query` on `client` after the queries queued before it; resolves to its outcome. */

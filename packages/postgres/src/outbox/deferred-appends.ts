@@ -1,8 +1,7 @@
 import type { WireMessage } from '@ferry/core';
 import type pg from 'pg';
-import { type LeadingStatement, LeadingThen } from '../leading-then.js';
+import { type LeadingStatement, LeadingThen, thenCommit } from '../leading-then.js';
 import { type NamedStatement, pipelinable, submit } from '../pipelined.js';
-import { StatementThenCommit } from '../statement-then-commit.js';
 
 /**
  * Outbox appends in the transactions Ferry commits itself, written in the COMMIT's round trip.
@@ -132,38 +131,34 @@ export function deferringTransaction(
       begun = true;
       leading.push(BEGIN);
     }
-    const append = deferral.pending.length > 0 ? appendStatement(deferral.pending.splice(0)) : undefined;
-    if (append) leading.push(append);
+    const appendAt =
+      deferral.pending.length > 0 ? leading.push(appendStatement(deferral.pending.splice(0))) - 1 : -1;
     if (leading.length === 0) return send(...args);
-    /** A failing append aborts the transaction: the commit must fail with its error too. */
-    const noteFailure = (request: LeadingThen) => (error: unknown) => {
-      if (append && request.failedLeading === leading.indexOf(append)) deferral.failure ??= error;
-      throw error;
-    };
     const config = pipelinable(args);
-    if (config) {
-      // One request: what leads, then the caller's statement (see LeadingThen).
-      const request = new LeadingThen(leading, config);
-      return submit(client, request).catch(noteFailure(request));
-    }
-    const request = new LeadingThen(leading);
-    const led = submit(client, request).catch(noteFailure(request));
+    // One request: what leads, then the caller's statement if it can go along (see LeadingThen).
+    const request = new LeadingThen(leading, config);
+    const sent = submit(client, request).catch((error: unknown) => {
+      // A failing append aborts the transaction: the commit must fail with its error too.
+      if (request.failedLeading === appendAt) deferral.failure ??= error;
+      throw error;
+    });
+    if (config) return sent;
     const first = args[0] as { submit?: unknown } | undefined;
     if (typeof first?.submit === 'function') {
       // A submittable (a cursor) is handed back at once, so it queues behind what leads.
-      void led.catch(() => {});
+      void sent.catch(() => {});
       return send(...args);
     }
     // Anything else waits for what leads (a round trip), rather than queueing on a busy client.
     const callback = args.at(-1);
     if (typeof callback === 'function') {
-      led.then(
+      sent.then(
         () => send(...args),
         (error: unknown) => callback(error),
       );
       return undefined;
     }
-    return led.then(() => send(...args));
+    return sent.then(() => send(...args));
   };
 
   const tx = new Proxy(client, {
@@ -188,7 +183,7 @@ export function deferringTransaction(
       const result =
         messages.length === 0
           ? await client.query('COMMIT')
-          : await submit(client, new StatementThenCommit(appendStatement(messages)));
+          : await submit(client, thenCommit(appendStatement(messages)));
       // COMMIT of a transaction an earlier statement aborted succeeds as a ROLLBACK.
       if (result.command === 'ROLLBACK') {
         throw new Error('the transaction was rolled back: a statement in it failed and the error was caught');

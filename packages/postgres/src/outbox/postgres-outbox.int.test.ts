@@ -223,34 +223,38 @@ for (const target of postgresTargets()) {
       const poison = (tx: pg.PoolClient, id: string) =>
         messaging.publishEvents(tx, { type: 'Order', id }, [event(OrderCreated, { orderId: id })]);
 
+      /** The transaction fails with the insert's own error, and nothing of it commits. */
+      const refused = async (id: string, work: (tx: pg.PoolClient) => Promise<void>) => {
+        await expect(withTransaction(pool, work)).rejects.toThrow(`outbox refuses ${id}`);
+        expect(await rows(id)).toEqual({ orders: 0, outbox: [] });
+      };
+
       it('the commit fails with its error, and the business change rolls back', async () => {
-        await expect(
-          withTransaction(pool, async (tx) => {
-            await tx.query('INSERT INTO orders VALUES ($1)', ['poison-1']);
-            await poison(tx, 'poison-1');
-          }),
-        ).rejects.toThrow('outbox refuses poison-1');
-        expect(await rows('poison-1')).toEqual({ orders: 0, outbox: [] });
+        await refused('poison-1', async (tx) => {
+          await tx.query('INSERT INTO orders VALUES ($1)', ['poison-1']);
+          await poison(tx, 'poison-1');
+        });
       });
 
       it('the next statement fails with its error, not with "transaction is aborted"', async () => {
-        await expect(
-          withTransaction(pool, async (tx) => {
-            await poison(tx, 'poison-2');
-            await tx.query('INSERT INTO orders VALUES ($1)', ['poison-2']);
-          }),
-        ).rejects.toThrow('outbox refuses poison-2');
-        expect(await rows('poison-2')).toEqual({ orders: 0, outbox: [] });
+        await refused('poison-2', async (tx) => {
+          await poison(tx, 'poison-2');
+          await tx.query('INSERT INTO orders VALUES ($1)', ['poison-2']);
+        });
+      });
+
+      it('a next statement without parameters (sent after the insert, not with it) fails with its error too', async () => {
+        await refused('poison-4', async (tx) => {
+          await poison(tx, 'poison-4');
+          await tx.query("INSERT INTO orders VALUES ('poison-4')");
+        });
       });
 
       it('a caller that catches the error cannot commit what it lost', async () => {
-        await expect(
-          withTransaction(pool, async (tx) => {
-            await poison(tx, 'poison-3');
-            await tx.query('INSERT INTO orders VALUES ($1)', ['poison-3']).catch(() => {});
-          }),
-        ).rejects.toThrow('outbox refuses poison-3');
-        expect(await rows('poison-3')).toEqual({ orders: 0, outbox: [] });
+        await refused('poison-3', async (tx) => {
+          await poison(tx, 'poison-3');
+          await tx.query('INSERT INTO orders VALUES ($1)', ['poison-3']).catch(() => {});
+        });
       });
     });
 

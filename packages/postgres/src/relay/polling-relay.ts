@@ -1,9 +1,9 @@
 import type { Broker, WireMessage } from '@ferry/core';
 import type pg from 'pg';
 import { withRollback } from '../database.js';
+import { thenCommit } from '../leading-then.js';
 import { OUTBOX_NOTIFY_CHANNEL, type OutboxRow, wireOf } from '../outbox/postgres-outbox.js';
 import { submit } from '../pipelined.js';
-import { StatementThenCommit } from '../statement-then-commit.js';
 import { PgListener } from './listener.js';
 import { deleteInBatches, PURGE_BATCH, withPurgeLock } from './purge.js';
 import type { MessageRelay, RelayEvent, RelayLag } from './relay-events.js';
@@ -145,7 +145,7 @@ export class PollingRelay implements MessageRelay {
       // The mark and the COMMIT in one request.
       await submit(
         client,
-        new StatementThenCommit({
+        thenCommit({
           name: 'ferry_relay_mark',
           text: 'UPDATE ferry.outbox SET published_at = now() WHERE position = ANY($1::bigint[])',
           values: [`{${rows.map((r) => r.position).join(',')}}`],

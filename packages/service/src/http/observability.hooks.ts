@@ -1,4 +1,4 @@
-import { context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { type Context, context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AccessTokenVerifier } from '../auth/access-token.verifier.js';
@@ -112,27 +112,13 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
     try {
       authenticated = authenticate(request, reply, options.verifier);
     } catch (error) {
-      return context.with(withRequestScope({ correlationId: request.id }, traced), () =>
-        done(error as Error),
-      );
+      return context.with(requestScope(request, traced), () => done(error as Error));
     }
-    if (!authenticated) return context.with(withRequestScope({ correlationId: request.id }, traced), done);
     if (!(authenticated instanceof Promise))
-      return context.with(
-        withRequestScope(
-          { correlationId: request.id, principal: authenticated.principal, accessToken: authenticated.token },
-          traced,
-        ),
-        done,
-      );
+      return context.with(requestScope(request, traced, authenticated), done);
     authenticated.then(
-      ({ principal, token }) =>
-        context.with(
-          withRequestScope({ correlationId: request.id, principal, accessToken: token }, traced),
-          done,
-        ),
-      (error: Error) =>
-        context.with(withRequestScope({ correlationId: request.id }, traced), () => done(error)),
+      (caller) => context.with(requestScope(request, traced, caller), done),
+      (error: Error) => context.with(requestScope(request, traced), () => done(error)),
     );
   });
 
@@ -167,4 +153,12 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
     }
     done();
   });
+}
+
+/** The request's context: its trace, its correlation id and, once the token is checked, its caller. */
+function requestScope(request: FastifyRequest, traced: Context, caller?: Authenticated): Context {
+  return withRequestScope(
+    { correlationId: request.id, principal: caller?.principal, accessToken: caller?.token },
+    traced,
+  );
 }
