@@ -129,8 +129,10 @@ export class LeadingThen {
   }
 
   handleCommandComplete(message: unknown, connection: Connection): void {
-    if (this.#completed === this.#leading.length)
-      return this.#inner.handleCommandComplete(message, connection);
+    if (this.#completed === this.#leading.length) {
+      this.#inner.handleCommandComplete(message, connection);
+      return;
+    }
     this.#completed++;
     this.#lastTag = (message as { text: string }).text;
   }
