@@ -49,11 +49,23 @@ export function useTestDatabase(
   };
 }
 
-/** Drops a database, disconnecting its sessions first. */
+/**
+ * Drops a database, disconnecting its sessions first. Sessions still closing get up to 2 s to go:
+ * node-postgres' `pool.end()` resolves before its connections have closed, and a session the
+ * drop terminates then reaches its pool as an error event nobody listens to any more.
+ */
 export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
+    for (let waited = 0; waited < 2000; waited += 20) {
+      const { rows } = await client.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+        [name],
+      );
+      if (rows[0]!.n === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   } finally {
     await client.end();

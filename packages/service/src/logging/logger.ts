@@ -86,63 +86,12 @@ function isoTimeCached(): string {
 let stdout: DestinationStream | undefined;
 
 /**
- * Standard output, written asynchronously, the lines of one turn of the event loop in one write.
- * Not held back further: a quiet service's line reaches the aggregator in the same turn, not
- * when 4 KiB have gathered.
+ * Standard output, written asynchronously line by line. Not buffered further: a quiet service's
+ * lines must reach the aggregator at once, not when 4 KiB have gathered.
  */
 function defaultDestination(): DestinationStream {
-  stdout ??= new TurnBatchedDestination(pino.destination({ dest: 1, sync: false }));
+  stdout ??= pino.destination({ dest: 1, sync: false });
   return stdout;
-}
-
-/** What pino's own destination (sonic-boom) offers beyond `write`. */
-interface FlushableDestination extends DestinationStream {
-  flush?(callback?: (error?: Error) => void): void;
-  flushSync?(): void;
-}
-
-/**
- * Gathers the lines written during one turn of the event loop and hands them to `inner` as one
- * string. sonic-boom measures the byte length of everything it holds on each write while a write
- * is in flight, which under load costs more than formatting the line; one write per turn makes
- * that once per turn. Lines still gathered when the process exits are written synchronously.
- */
-export class TurnBatchedDestination implements FlushableDestination {
-  #pending = '';
-  #scheduled = false;
-
-  constructor(private readonly inner: FlushableDestination) {
-    process.on('exit', () => this.flushSync());
-  }
-
-  write(line: string): void {
-    this.#pending += line;
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#handOver);
-    }
-  }
-
-  /** Hands the gathered lines over now and asks `inner` to write what it holds. */
-  flush(callback?: (error?: Error) => void): void {
-    this.#handOver();
-    if (this.inner.flush) this.inner.flush(callback);
-    else callback?.();
-  }
-
-  /** Writes the gathered lines and what `inner` holds before returning (used at exit). */
-  flushSync(): void {
-    this.#handOver();
-    this.inner.flushSync?.();
-  }
-
-  readonly #handOver = (): void => {
-    this.#scheduled = false;
-    if (this.#pending === '') return;
-    const lines = this.#pending;
-    this.#pending = '';
-    this.inner.write(lines);
-  };
 }
 
 const SENSITIVE_QUERY = /token|secret|password|key|code/i;
