@@ -2,6 +2,7 @@ import type { WireMessage } from '@ferry/core';
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { abortableSleep } from './abortable-sleep.js';
+import { ackBatcherOf } from './ack-batcher.js';
 import { isNotFound, type JetStreamTopology } from './jetstream-topology.js';
 import type { ResolvedNatsOptions } from './nats.options.js';
 import type { Lease, PartitionLeases } from './partition-lease.js';
@@ -159,7 +160,10 @@ export class PartitionWorker {
     await Promise.all(returned.map((msg) => this.#confirm(msg, '-NAK')));
     while (this.held.size > 0) await this.#nextChange();
     // The acks sent without an answer have reached the server before the lease is given back.
-    if (!this.#lost) await this.ctx.nc.flush().catch(() => undefined);
+    if (!this.#lost) {
+      ackBatcherOf(this.ctx.nc).flush();
+      await this.ctx.nc.flush().catch(() => undefined);
+    }
     clearInterval(this.#heartbeat);
     this.#state = 'stopped';
   }
@@ -180,8 +184,12 @@ export class PartitionWorker {
     if (this.#state === 'recovering') void this.#recover();
     failures = 0;
     while (!this.stopping) {
+      // Refill only once half the window is free: a pull per settled message would cost a
+      // request, a subscription and its removal for each message. Recovering takes any room,
+      // since nothing is dispatched before every unacknowledged message is held.
       const room = this.ctx.options.window - this.held.size;
-      if (room <= 0) {
+      const refillAt = this.#state === 'recovering' ? 1 : Math.ceil(this.ctx.options.window / 2);
+      if (room < refillAt) {
         await this.#nextChange();
         continue;
       }
@@ -271,12 +279,17 @@ export class PartitionWorker {
     }
   }
 
-  /** Sends an ack without waiting; on a closed connection it is dropped (JetStream redelivers). */
+  /**
+   * Sends an ack without waiting, with the other acks of this turn (see {@link AckBatcher}); on
+   * a closed connection it is dropped (JetStream redelivers).
+   */
   #ack(msg: JsMsg): void {
-    try {
-      this.ctx.nc.publish(replyOf(msg), '+ACK');
-    } catch (error) {
+    const failed = (error: unknown) =>
       this.#report(`acknowledging message ${msg.info.streamSequence}; JetStream will redeliver it`, error);
+    try {
+      ackBatcherOf(this.ctx.nc).ack(replyOf(msg), failed);
+    } catch (error) {
+      failed(error);
     }
   }
 

@@ -132,5 +132,132 @@ for (const target of postgresTargets()) {
         await counted.pool.end();
       }
     });
+
+    describe('group commit', () => {
+      /** A promise and the function that settles it. */
+      const gate = () => {
+        let open!: () => void;
+        const opened = new Promise<void>((resolve) => {
+          open = resolve;
+        });
+        return { open, opened };
+      };
+      const txid = async (tx: pg.PoolClient) =>
+        String((await tx.query('SELECT txid_current() AS id')).rows[0].id);
+
+      it('handles the messages that waited for a transaction together, in one', async () => {
+        const batching = new PostgresInbox(pool, { transactions: 1 });
+        const first = gate();
+        const seen = new Map<string, string>();
+        const ids = Array.from({ length: 5 }, () => newMessageId());
+        const results = ids.map((id, i) =>
+          batching.handle('kitchen', id, async (tx) => {
+            if (i === 0) await first.opened;
+            seen.set(id, await txid(tx));
+            await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
+          }),
+        );
+        first.open();
+        expect(await Promise.all(results)).toEqual(ids.map(() => 'handled'));
+        const waited = new Set(ids.slice(1).map((id) => seen.get(id)));
+        expect(waited.size).toBe(1);
+        expect(waited.has(seen.get(ids[0]!))).toBe(false);
+        for (const id of ids) expect(await effects(id)).toBe(1);
+      });
+
+      it('costs a batch of n messages n + 2 requests: the inbox rows with BEGIN, each statement, COMMIT', async () => {
+        const counted = countingPool(db().url);
+        try {
+          const batching = new PostgresInbox(counted.pool, { transactions: 1 });
+          const first = gate();
+          const ids = Array.from({ length: 5 }, () => newMessageId());
+          const results = ids.map((id, i) =>
+            batching.handle('kitchen', id, async (tx) => {
+              if (i === 0) await first.opened;
+              await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
+            }),
+          );
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          const alone = counted.requests; // the first message's: BEGIN with its inbox row
+          first.open();
+          await Promise.all(results);
+          expect(alone).toBe(1);
+          expect(counted.requests).toBe(3 + (4 + 2));
+        } finally {
+          await counted.pool.end();
+        }
+      });
+
+      it('fails only the message whose handler threw; the rest of its batch commits', async () => {
+        const batching = new PostgresInbox(pool, { transactions: 1 });
+        const first = gate();
+        const ids = Array.from({ length: 4 }, () => newMessageId());
+        const runs = new Map<string, number>();
+        const results = ids.map((id, i) =>
+          batching.handle('kitchen', id, async (tx) => {
+            if (i === 0) await first.opened;
+            runs.set(id, (runs.get(id) ?? 0) + 1);
+            await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
+            if (i === 2) throw new Error('handler failed');
+          }),
+        );
+        first.open();
+        const settled = await Promise.allSettled(results);
+        expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+        expect((settled[2] as PromiseRejectedResult).reason).toEqual(new Error('handler failed'));
+        expect(await Promise.all(ids.map(effects))).toEqual([1, 1, 0, 1]);
+        // The message before the failure ran again after the rollback; the one after it, once.
+        expect(runs.get(ids[1]!)).toBe(2);
+        expect(runs.get(ids[3]!)).toBe(1);
+        // The failed message is not recorded: a redelivery handles it.
+        expect(await handle('kitchen', ids[2]!)).toBe('handled');
+      });
+
+      it('fails only the message at fault when COMMIT rolls back (a handler swallowed a failed statement)', async () => {
+        const batching = new PostgresInbox(pool, { transactions: 1 });
+        const first = gate();
+        const ids = Array.from({ length: 4 }, () => newMessageId());
+        const results = ids.map((id, i) =>
+          batching.handle('kitchen', id, async (tx) => {
+            if (i === 0) await first.opened;
+            await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
+            if (i === 2) await tx.query('SELECT 1 / 0').catch(() => undefined);
+          }),
+        );
+        first.open();
+        const settled = await Promise.allSettled(results);
+        expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+        expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/rolled back/);
+        expect(await Promise.all(ids.map(effects))).toEqual([1, 1, 0, 1]);
+      });
+
+      it('opens another transaction when a handler is slow, so that it holds back no other key', async () => {
+        const batching = new PostgresInbox(pool, { transactions: 1, slowHandlerMs: 20 });
+        const slow = gate();
+        const slowId = newMessageId();
+        const slowResult = batching.handle('kitchen', slowId, async (tx) => {
+          await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', slowId]);
+          await slow.opened;
+        });
+        const quickIds = Array.from({ length: 3 }, () => newMessageId());
+        const quick = quickIds.map((id) => handle('kitchen', id));
+        const inner = quickIds.map((id) =>
+          batching.handle('accounting', id, async (tx) => {
+            await tx.query('INSERT INTO effects VALUES ($1, $2)', ['accounting', id]);
+          }),
+        );
+        // All handled while the slow handler still waits.
+        expect(await Promise.all(inner)).toEqual(['handled', 'handled', 'handled']);
+        await Promise.all(quick);
+        slow.open();
+        expect(await slowResult).toBe('handled');
+        expect(await effects(slowId)).toBe(1);
+      });
+
+      it('rejects bad settings, naming them', () => {
+        expect(() => new PostgresInbox(pool, { maxBatchSize: 0 })).toThrow(/maxBatchSize/);
+        expect(() => new PostgresInbox(pool, { transactions: 1.5 })).toThrow(/transactions/);
+      });
+    });
   });
 }

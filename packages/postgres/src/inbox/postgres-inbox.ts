@@ -1,37 +1,259 @@
 import type { Inbox, InboxResult } from '@ferry/core';
 import type pg from 'pg';
-import { withRollback } from '../database.js';
+import { checkout } from '../database.js';
 import { deferringTransaction } from '../outbox/deferred-appends.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Options of {@link PostgresInbox}. */
+export interface PostgresInboxOptions {
+  /**
+   * Most messages handled in one transaction (default 32; 1 gives every message a transaction
+   * of its own). Messages share a transaction only when they wait for one: see the class.
+   */
+  readonly maxBatchSize?: number;
+  /** Inbox transactions open at once while their handlers are quick (default 1). */
+  readonly transactions?: number;
+  /**
+   * A handler running longer than this (default 10 ms: waiting for a lock, calling another
+   * service) no longer holds back the messages waiting behind it: another transaction opens.
+   */
+  readonly slowHandlerMs?: number;
+  /** Inbox transactions open at once in all, slow ones included (default 16), each on a pool connection. */
+  readonly maxTransactions?: number;
+}
+
+/** One call of `handle`, waiting for its transaction. */
+interface Pending {
+  readonly group: string;
+  readonly messageId: string;
+  readonly work: (tx: pg.PoolClient) => Promise<void>;
+  readonly resolve: (result: InboxResult) => void;
+  readonly reject: (error: unknown) => void;
+  /** Set after a batch failed as a whole: the message then gets a transaction of its own. */
+  alone?: boolean;
+}
+
+/** An open inbox transaction. */
+interface Lane {
+  /** When the handler running now started (performance.now()), if one is running. */
+  handlerStartedAt: number | undefined;
+}
+
+const keyOf = (p: Pending) => `${p.group}\u0000${p.messageId}`;
+
 /**
- * The idempotent consumer's inbox on PostgreSQL. Each message is handled in a transaction that
- * first inserts (group, message id) into `ferry.inbox`; if the row exists the message is a
- * duplicate and nothing runs. A concurrent duplicate waits on the row's lock and then sees it.
+ * The idempotent consumer's inbox on PostgreSQL. A message is handled in a transaction that first
+ * inserts (group, message id) into `ferry.inbox`; if the row exists the message is a duplicate
+ * and none of its work runs. A concurrent duplicate waits on the row's lock and then sees it.
+ *
+ * Group commit (decision 0012). While handlers are quick, at most `transactions` inbox
+ * transactions are open at once. A message that arrives while they are busy waits, and when one
+ * finishes, every message waiting (up to `maxBatchSize`) goes into the next transaction
+ * together: one request inserts all their inbox rows, their handlers run one after another on
+ * that transaction, and one COMMIT makes all of their effects durable. An idle consumer thus
+ * gives each message its own transaction; a busy one pays a BEGIN, an inbox request and a
+ * COMMIT (with its wait for the disk) per batch, not per message. Handlers of one batch never
+ * run at once: each sees the writes of those before it, as if they had committed.
+ *
+ * A slow handler (running longer than `slowHandlerMs`) does not hold the others back: its
+ * transaction stops counting against `transactions`, and another one opens for the messages
+ * waiting, up to `maxTransactions` in all. Keys whose handlers wait on I/O therefore still run
+ * concurrently, up to the consumer's concurrency. Messages of one partition key never share a
+ * batch: the consumer hands over a key's next message only after the previous one's `handle`
+ * has resolved, that is, committed.
+ *
+ * A handler that throws rolls the whole batch back: its message fails with the handler's error
+ * (the consumer retries or dead-letters it, as ever), and the batch's other messages run again
+ * in a later transaction, their rolled-back work redone from the start. If the transaction
+ * itself fails (a lost connection, a COMMIT that rolled back because a handler swallowed a
+ * failed statement's error), each of its messages runs again in a transaction of its own, so
+ * that only the message at fault fails.
  */
 export class PostgresInbox implements Inbox<pg.PoolClient> {
-  constructor(private readonly pool: pg.Pool) {}
+  readonly #pool: pg.Pool;
+  readonly #maxBatchSize: number;
+  readonly #transactions: number;
+  readonly #slowHandlerMs: number;
+  readonly #maxTransactions: number;
+  readonly #waiting: Pending[] = [];
+  readonly #lanes = new Set<Lane>();
+  #recheck: ReturnType<typeof setTimeout> | undefined;
 
-  async handle(
-    group: string,
-    messageId: string,
-    work: (tx: pg.PoolClient) => Promise<void>,
-  ): Promise<InboxResult> {
-    if (!UUID.test(messageId)) throw new TypeError(`message id is not a UUID: ${messageId}`);
-    return withRollback(this.pool, async (client) => {
-      // BEGIN and the inbox insert in one round trip (simple protocol; both values are escaped).
-      const results = (await client.query(
-        `BEGIN; INSERT INTO ferry.inbox (consumer_group, message_id) VALUES (${client.escapeLiteral(group)}, '${messageId}') ON CONFLICT DO NOTHING`,
-      )) as unknown as pg.QueryResult[];
-      if (results[1]?.rowCount === 0) {
-        await client.query('ROLLBACK');
-        return 'duplicate';
-      }
-      const transaction = deferringTransaction(client, { begun: true });
-      await work(transaction.tx);
-      await transaction.commit();
-      return 'handled';
+  constructor(pool: pg.Pool, options: PostgresInboxOptions = {}) {
+    this.#pool = pool;
+    this.#maxBatchSize = positiveInteger(options.maxBatchSize ?? 32, 'maxBatchSize');
+    this.#transactions = positiveInteger(options.transactions ?? 1, 'transactions');
+    this.#slowHandlerMs = positiveInteger(options.slowHandlerMs ?? 10, 'slowHandlerMs');
+    this.#maxTransactions = Math.max(
+      this.#transactions,
+      positiveInteger(options.maxTransactions ?? 16, 'maxTransactions'),
+    );
+  }
+
+  handle(group: string, messageId: string, work: (tx: pg.PoolClient) => Promise<void>): Promise<InboxResult> {
+    if (!UUID.test(messageId)) return Promise.reject(new TypeError(`message id is not a UUID: ${messageId}`));
+    return new Promise<InboxResult>((resolve, reject) => {
+      this.#waiting.push({ group, messageId: messageId.toLowerCase(), work, resolve, reject });
+      this.#startTransactions();
     });
   }
+
+  /**
+   * Opens transactions for the waiting messages while fewer than `transactions` quick ones are
+   * open; if messages are left waiting, looks again once a handler may have become slow.
+   */
+  #startTransactions(): void {
+    while (
+      this.#waiting.length > 0 &&
+      this.#lanes.size < this.#maxTransactions &&
+      this.#quickLanes() < this.#transactions
+    ) {
+      const lane: Lane = { handlerStartedAt: undefined };
+      this.#lanes.add(lane);
+      void this.#handleBatch(lane, this.#nextBatch()).finally(() => {
+        this.#lanes.delete(lane);
+        this.#startTransactions();
+      });
+    }
+    if (this.#waiting.length > 0 && this.#lanes.size < this.#maxTransactions && !this.#recheck) {
+      this.#recheck = setTimeout(() => {
+        this.#recheck = undefined;
+        this.#startTransactions();
+      }, this.#slowHandlerMs);
+      this.#recheck.unref();
+    }
+  }
+
+  /** Open transactions whose handler (if one is running) has not yet been running for `slowHandlerMs`. */
+  #quickLanes(): number {
+    const now = performance.now();
+    let quick = 0;
+    for (const lane of this.#lanes)
+      if (lane.handlerStartedAt === undefined || now - lane.handlerStartedAt < this.#slowHandlerMs) quick++;
+    return quick;
+  }
+
+  /**
+   * Takes the next batch from the queue: the head alone if it must be, else up to
+   * `maxBatchSize` messages, none there twice. A repeat of a message waits for a later
+   * transaction, whose inbox insert then waits for this one's outcome.
+   */
+  #nextBatch(): Pending[] {
+    if (this.#waiting[0]!.alone) return this.#waiting.splice(0, 1);
+    const batch: Pending[] = [];
+    const keys = new Set<string>();
+    const left: Pending[] = [];
+    for (const pending of this.#waiting) {
+      if (batch.length < this.#maxBatchSize && !pending.alone && !keys.has(keyOf(pending))) {
+        batch.push(pending);
+        keys.add(keyOf(pending));
+      } else left.push(pending);
+    }
+    this.#waiting.splice(0, this.#waiting.length, ...left);
+    return batch;
+  }
+
+  async #handleBatch(lane: Lane, batch: Pending[]): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await checkout(this.#pool);
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    let broken = false;
+    try {
+      const fresh = await insertInboxRows(client, batch);
+      const handled: Pending[] = [];
+      const transaction = deferringTransaction(client, { begun: true });
+      for (let i = 0; i < batch.length; i++) {
+        const pending = batch[i]!;
+        if (!fresh[i]) continue;
+        lane.handlerStartedAt = performance.now();
+        try {
+          await pending.work(transaction.tx);
+        } catch (error) {
+          // The transaction may be aborted: roll all of it back; the failed message reports its
+          // error, the others (before and after it) run again in a later transaction. A handler
+          // that failed only because an earlier one left the transaction aborted is not at fault:
+          // then each message runs again alone, as when COMMIT fails.
+          broken = !(await rollback(client));
+          const others = batch.filter((other, j) => other !== pending && fresh[j]);
+          if (isAbortedTransaction(error) && others.length > 0) {
+            for (const message of [pending, ...others]) message.alone = true;
+            this.#retryLater(batch.filter((_, j) => fresh[j]));
+          } else {
+            pending.reject(error);
+            this.#retryLater(others);
+          }
+          this.#resolveDuplicates(batch, fresh);
+          return;
+        }
+        lane.handlerStartedAt = undefined;
+        handled.push(pending);
+      }
+      await transaction.commit();
+      for (const pending of handled) pending.resolve('handled');
+      this.#resolveDuplicates(batch, fresh);
+    } catch (error) {
+      broken = !(await rollback(client));
+      if (batch.length === 1) batch[0]!.reject(error);
+      else {
+        // Which message made the transaction fail is unknown (a handler that caught a failed
+        // statement's error makes COMMIT roll back): each runs again in a transaction of its own.
+        for (const pending of batch) pending.alone = true;
+        this.#retryLater(batch);
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  #resolveDuplicates(batch: readonly Pending[], fresh: readonly boolean[]): void {
+    for (let i = 0; i < batch.length; i++) if (!fresh[i]) batch[i]!.resolve('duplicate');
+  }
+
+  /** Puts messages of a rolled-back batch back at the head of the queue, in their order. */
+  #retryLater(messages: Pending[]): void {
+    this.#waiting.unshift(...messages);
+  }
+}
+
+/**
+ * BEGIN and the batch's inbox rows in one request (simple protocol: the group is escaped, the
+ * ids are checked UUIDs), rows taken in (group, id) order so that two transactions inserting the
+ * same rows lock them in the same order and cannot deadlock. Returns, per message, whether its
+ * row is new (false: handled before, by a committed transaction).
+ */
+async function insertInboxRows(client: pg.PoolClient, batch: readonly Pending[]): Promise<boolean[]> {
+  const rows = batch.map((p) => `(${client.escapeLiteral(p.group)}, '${p.messageId}'::uuid)`).join(', ');
+  const results = (await client.query(
+    `BEGIN; INSERT INTO ferry.inbox (consumer_group, message_id)
+       SELECT g, id FROM (VALUES ${rows}) AS m(g, id) ORDER BY g, id
+       ON CONFLICT DO NOTHING RETURNING consumer_group, message_id`,
+  )) as unknown as pg.QueryResult<{ consumer_group: string; message_id: string }>[];
+  const inserted = new Set(results[1]!.rows.map((r) => `${r.consumer_group}\u0000${r.message_id}`));
+  return batch.map((p) => inserted.has(keyOf(p)));
+}
+
+/** 25P02: a statement sent to a transaction that an earlier statement's failure aborted. */
+function isAbortedTransaction(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === '25P02';
+}
+
+/** Rolls back; false if the connection cannot even do that (it is then discarded). */
+async function rollback(client: pg.PoolClient): Promise<boolean> {
+  try {
+    await client.query('ROLLBACK');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
 }

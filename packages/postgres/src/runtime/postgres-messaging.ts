@@ -1,7 +1,7 @@
 import { type Broker, type ConsumerOptions, MessageConsumer, Messaging } from '@ferry/core';
 import pg from 'pg';
 import { PostgresDeadLetterStore } from '../dead-letters/postgres-dead-letters.js';
-import { PostgresInbox } from '../inbox/postgres-inbox.js';
+import { PostgresInbox, type PostgresInboxOptions } from '../inbox/postgres-inbox.js';
 import { messagingMigrations } from '../migrations/messaging.migrations.js';
 import { migrate } from '../migrations/migrate.js';
 import { PostgresOutbox } from '../outbox/postgres-outbox.js';
@@ -22,6 +22,8 @@ export interface PostgresMessagingOptions {
    * `{ kind: 'tailing', ... }` for transaction log tailing; `false` runs no relay in this process.
    */
   readonly relay?: RelaySettings | false;
+  /** How consumers' inbox transactions batch messages (see {@link PostgresInbox}). */
+  readonly inbox?: PostgresInboxOptions;
 }
 
 /** Everything a service needs to send and receive messages through its database. */
@@ -58,7 +60,7 @@ export function createPostgresMessaging(options: PostgresMessagingOptions): Post
   const pool = new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 10 });
   pool.on('error', () => {});
   const outbox = new PostgresOutbox();
-  const inbox = new PostgresInbox(pool);
+  const inbox = new PostgresInbox(pool, options.inbox);
   const deadLetters = new PostgresDeadLetterStore(pool);
   const relay =
     options.relay === false
