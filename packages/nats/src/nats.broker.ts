@@ -58,6 +58,10 @@ export class NatsBroker implements Broker {
       pingInterval: PING_INTERVAL_MS,
       maxPingOut: 2,
       timeout: o.requestTimeoutMs,
+      // Without it the client builds two errors per request (each capturing a stack) in case the
+      // request fails, one JetStream publish being one request; the adapter names the operation
+      // in its own error reports.
+      noAsyncTraces: true,
     });
     try {
       const jsm = await jetstreamManager(nc, { timeout: o.requestTimeoutMs });

@@ -13,7 +13,15 @@ describe('message ids', () => {
   });
 
   it('carry their creation time', () => {
-    const at = Date.UTC(2026, 10, 27, 12, 0, 0);
-    expect(messageIdTime(newMessageId(at + 10_000))).toBe(at + 10_000);
+    // Later than every id made before: ids never go back in time, so an earlier time would not show.
+    // (A fixed date here failed once the clock passed it.)
+    const at = Date.now() + 60_000;
+    expect(messageIdTime(newMessageId(at))).toBe(at);
+  });
+
+  it('never go back in time: an id made with an earlier clock still sorts after the last one', () => {
+    const later = newMessageId(Date.now() + 120_000);
+    const earlier = newMessageId(Date.now());
+    expect(earlier > later).toBe(true);
   });
 });

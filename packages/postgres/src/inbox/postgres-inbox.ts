@@ -38,6 +38,8 @@ interface Pending {
 interface Lane {
   /** When the handler running now started (performance.now()), if one is running. */
   handlerStartedAt: number | undefined;
+  /** Sending its COMMIT and waiting for the WAL flush: the next batch may begin meanwhile. */
+  committing: boolean;
 }
 
 const keyOf = (p: Pending) => `${p.group}\u0000${p.messageId}`;
@@ -48,7 +50,7 @@ const keyOf = (p: Pending) => `${p.group}\u0000${p.messageId}`;
  * and none of its work runs. A concurrent duplicate waits on the row's lock and then sees it.
  *
  * Group commit (decision 0012). While handlers are quick, at most `transactions` inbox
- * transactions are open at once. A message that arrives while they are busy waits, and when one
+ * transactions are open at once, not counting those already committing. A message that arrives while they are busy waits, and when one
  * finishes, every message waiting (up to `maxBatchSize`) goes into the next transaction
  * together: one request inserts all their inbox rows, their handlers run one after another on
  * that transaction, and one COMMIT makes all of their effects durable. An idle consumer thus
@@ -109,7 +111,7 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
       this.#lanes.size < this.#maxTransactions &&
       this.#quickLanes() < this.#transactions
     ) {
-      const lane: Lane = { handlerStartedAt: undefined };
+      const lane: Lane = { handlerStartedAt: undefined, committing: false };
       this.#lanes.add(lane);
       void this.#handleBatch(lane, this.#nextBatch()).finally(() => {
         this.#lanes.delete(lane);
@@ -125,12 +127,19 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
     }
   }
 
-  /** Open transactions whose handler (if one is running) has not yet been running for `slowHandlerMs`. */
+  /**
+   * Open transactions that hold the waiting messages back: not yet committing, and with no
+   * handler running for `slowHandlerMs` or longer.
+   */
   #quickLanes(): number {
     const now = performance.now();
     let quick = 0;
     for (const lane of this.#lanes)
-      if (lane.handlerStartedAt === undefined || now - lane.handlerStartedAt < this.#slowHandlerMs) quick++;
+      if (
+        !lane.committing &&
+        (lane.handlerStartedAt === undefined || now - lane.handlerStartedAt < this.#slowHandlerMs)
+      )
+        quick++;
     return quick;
   }
 
@@ -193,6 +202,9 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
         lane.handlerStartedAt = undefined;
         handled.push(pending);
       }
+      // The next batch need not wait for this one's WAL flush; the server flushes both together.
+      lane.committing = true;
+      this.#startTransactions();
       await transaction.commit();
       for (const pending of handled) pending.resolve('handled');
       this.#resolveDuplicates(batch, fresh);

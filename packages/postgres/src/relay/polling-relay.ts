@@ -40,22 +40,26 @@ const PURGE_LOCK = 0x46_52_50; // "FRP"
  * the oldest unpublished rows that no other relay holds), and only then, in a new statement
  * with a fresh snapshot, reads those keys' unpublished rows in order. A relay that held a key
  * before has committed, so its rows are seen as published: per-key order survives any number
- * of relays.
+ * of relays. The keys pass from the first statement to the second in a transaction-local
+ * setting, so that both go in one request (decision 0004's addendum).
  */
-const LOCK_KEYS_SQL = `
-  SELECT partition_key FROM (
-    SELECT DISTINCT partition_key FROM (
-      SELECT partition_key FROM ferry.outbox WHERE published_at IS NULL ORDER BY position LIMIT $1
-    ) AS oldest
-  ) AS candidate_keys
-  WHERE pg_try_advisory_xact_lock(${KEY_LOCK_NAMESPACE}, hashtext(partition_key))`;
+const lockKeysSql = (batchSize: number) => `
+  SELECT set_config('ferry.relay_keys', COALESCE(array_agg(partition_key)::text, '{}'), true)
+    FROM (
+      SELECT partition_key FROM (
+        SELECT DISTINCT partition_key FROM (
+          SELECT partition_key FROM ferry.outbox WHERE published_at IS NULL ORDER BY position LIMIT ${batchSize}
+        ) AS oldest
+      ) AS candidate_keys
+      WHERE pg_try_advisory_xact_lock(${KEY_LOCK_NAMESPACE}, hashtext(partition_key))
+    ) AS locked`;
 
-const CLAIM_SQL = `
+const claimSql = (batchSize: number) => `
   SELECT position, message_id, channel, partition_key, headers, body
     FROM ferry.outbox
-   WHERE published_at IS NULL AND partition_key = ANY($2::text[])
+   WHERE published_at IS NULL AND partition_key = ANY(current_setting('ferry.relay_keys')::text[])
    ORDER BY position
-   LIMIT $1
+   LIMIT ${batchSize}
    FOR UPDATE`;
 
 const BEGIN_BATCH = 'BEGIN; SET LOCAL synchronous_commit = off';
@@ -119,22 +123,14 @@ export class PollingRelay implements MessageRelay {
       // The mark is bookkeeping: if a server crash loses it, the rows are published again and
       // consumers' inboxes absorb the duplicates. So its commit does not wait for the WAL flush.
       // After an idle wait, the announcement is withdrawn in the same request (its own transaction).
-      // The key locks in the same request (simple protocol; the batch size is an integer we own).
+      // The key locks and the claim in the same request (simple protocol; the batch size is an
+      // integer we own), each statement with its own snapshot.
       const batchSize = Math.trunc(this.options.batchSize ?? 500);
       const results = (await client.query(
-        `${this.#waitingAnnounced ? `${WITHDRAW_WAITING}; ` : ''}${BEGIN_BATCH}; ${LOCK_KEYS_SQL.replace('$1', String(batchSize))}`,
-      )) as unknown as pg.QueryResult<{ partition_key: string }>[];
+        `${this.#waitingAnnounced ? `${WITHDRAW_WAITING}; ` : ''}${BEGIN_BATCH}; ${lockKeysSql(batchSize)}; ${claimSql(batchSize)}`,
+      )) as unknown as pg.QueryResult<OutboxRow>[];
       this.#waitingAnnounced = false;
-      const keys = results.at(-1)!;
-      if (keys.rows.length === 0) {
-        await client.query('COMMIT');
-        return 0;
-      }
-      const { rows } = await client.query<OutboxRow>({
-        name: 'ferry_relay_claim',
-        text: CLAIM_SQL,
-        values: [batchSize, keys.rows.map((k) => k.partition_key)],
-      });
+      const { rows } = results.at(-1)!;
       if (rows.length === 0) {
         await client.query('COMMIT');
         return 0;
