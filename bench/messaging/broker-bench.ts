@@ -59,6 +59,7 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
   const producerUrl = await databases.fresh('producer');
   const consumerUrl = await databases.fresh('consumer');
   const tailingUrl = await databases.fresh('tailing');
+  const tailingE2eUrl = await databases.fresh('tailing_e2e');
   const pgBroker = await PostgresBroker.connect({ connectionString: await databases.fresh('pg_broker') });
   const nats = await openNatsServer({ publishWindow: NATS_PUBLISH_WINDOW });
   const rabbit = await openRabbitMqServer();
@@ -131,6 +132,26 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
         );
       });
     }
+    if (nats) {
+      // The same path with the transaction log tailing relay, issue 3's other relay.
+      await guard('nats e2e with the tailing relay', async () => {
+        const e2e = await measureEndToEnd({
+          serviceUrl: tailingE2eUrl,
+          consumerUrl,
+          label: 'natsTailing',
+          relayBroker: await nats.connect(),
+          consumerBroker: { kind: 'nats', url: nats.url, namespace: nats.namespace },
+          ms: e2eMs,
+          producers,
+          relayBatchSize: DRAIN_BATCH_SIZE,
+          relay: { kind: 'tailing', name: 'bench-e2e-tailing' },
+        });
+        metrics.nats_e2e_tailing_msgs_per_s = e2e.msgsPerS;
+        line(
+          `nats e2e, tailing relay: ${Math.round(e2e.msgsPerS)} msgs/s; producers committed ${Math.round(e2e.producedPerS)} tx/s meanwhile`,
+        );
+      });
+    }
 
     if (nats) {
       const broker = await nats.connect();
@@ -179,6 +200,7 @@ const notes: Record<string, string> = {
   e2e_producers_alone_tx_per_s: `${producers} producers, no relay or consumer running: the ceiling of *_e2e`,
   nats_e2e_msgs_per_s: `target ≥ 2,000 (producer commit → consumer commit, ${producers} producers)`,
   rabbitmq_e2e_msgs_per_s: `producer commit → consumer commit, ${producers} producers`,
+  nats_e2e_tailing_msgs_per_s: 'nats_e2e with the transaction log tailing relay instead of the polling one',
   tailing_max_msgs_per_s: `commits/s acked with the tailing relay (${producers} producers, NATS; producer-bound, see above)`,
   tailing_p50_ms: 'target ≤ 5 (business tx scheduled start → NATS ack, open loop at half the max)',
   tailing_p99_ms: 'target ≤ 25',

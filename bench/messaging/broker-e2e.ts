@@ -1,5 +1,5 @@
 import type { Broker } from '@ferry/core';
-import { createPostgresMessaging } from '@ferry/postgres';
+import { createPostgresMessaging, type RelaySettings } from '@ferry/postgres';
 import { resetServiceDatabase } from '../lib/bench-databases.js';
 import { closedLoopRate } from '../lib/report.js';
 import { waitForCount } from '../lib/wait.js';
@@ -40,6 +40,8 @@ export async function measureEndToEnd(options: {
   readonly ms: number;
   readonly producers: number;
   readonly relayBatchSize: number;
+  /** The relay: the polling one (the default) or `{ kind: 'tailing' }` (then on a database no other relay tails). */
+  readonly relay?: RelaySettings;
 }): Promise<EndToEndResult> {
   const { serviceUrl, consumerUrl, label, ms, producers } = options;
   const orders = new BenchOrders(`BenchE2e${label}`);
@@ -56,7 +58,7 @@ export async function measureEndToEnd(options: {
     connectionString: serviceUrl,
     broker: options.relayBroker,
     poolSize: 3,
-    relay: { name: `e2e-${label}`, batchSize: options.relayBatchSize },
+    relay: options.relay ?? { name: `e2e-${label}`, batchSize: options.relayBatchSize },
   });
   await options.prepare?.(orders.channel);
   const consumer = await startRemoteConsumer({
