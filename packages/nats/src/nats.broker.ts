@@ -42,7 +42,7 @@ export class NatsBroker implements Broker {
     /** The options in force, defaults applied. */
     readonly options: ResolvedNatsOptions,
   ) {
-    this.#publisher = new NatsPublisher(js, topology, options);
+    this.#publisher = new NatsPublisher(nc, topology, options);
     void this.#watch();
   }
 
