@@ -15,8 +15,9 @@ export interface PostgresInboxOptions {
   /** Inbox transactions open at once while their handlers are quick (default 1). */
   readonly transactions?: number;
   /**
-   * A handler running longer than this (default 10 ms: waiting for a lock, calling another
-   * service) no longer holds back the messages waiting behind it: another transaction opens.
+   * How long a transaction's handlers may run before it no longer holds back the messages
+   * waiting behind it (default 10 ms): another transaction then opens. Batches are also sized
+   * so that their handlers take about this long.
    */
   readonly slowHandlerMs?: number;
   /** Inbox transactions open at once in all, slow ones included (default 16), each on a pool connection. */
@@ -36,8 +37,8 @@ interface Pending {
 
 /** An open inbox transaction. */
 interface Lane {
-  /** When the handler running now started (performance.now()), if one is running. */
-  handlerStartedAt: number | undefined;
+  /** When its handlers began to run (performance.now()), while they run. */
+  handlersStartedAt: number | undefined;
   /** Sending its COMMIT and waiting for the WAL flush: the next batch may begin meanwhile. */
   committing: boolean;
 }
@@ -58,9 +59,11 @@ const keyOf = (p: Pending) => `${p.group}\u0000${p.messageId}`;
  * COMMIT (with its wait for the disk) per batch, not per message. Handlers of one batch never
  * run at once: each sees the writes of those before it, as if they had committed.
  *
- * A slow handler (running longer than `slowHandlerMs`) does not hold the others back: its
- * transaction stops counting against `transactions`, and another one opens for the messages
- * waiting, up to `maxTransactions` in all. Keys whose handlers wait on I/O therefore still run
+ * Slow handlers do not hold the others back: a transaction whose handlers have run longer than
+ * `slowHandlerMs` stops counting against `transactions`, and another one opens for the messages
+ * waiting, up to `maxTransactions` in all; and batches are sized from a moving average of how
+ * long a handler takes, so that a batch's handlers take about `slowHandlerMs` (a 3 ms handler
+ * shares a transaction with two others at most, a 20 ms one with none). Keys whose handlers wait on I/O therefore still run
  * concurrently, up to the consumer's concurrency. Messages of one partition key never share a
  * batch: the consumer hands over a key's next message only after the previous one's `handle`
  * has resolved, that is, committed.
@@ -81,6 +84,8 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
   readonly #waiting: Pending[] = [];
   readonly #lanes = new Set<Lane>();
   #recheck: ReturnType<typeof setTimeout> | undefined;
+  /** How long a handler takes, a moving average (ms): batches are sized to `slowHandlerMs` of it. */
+  #handlerMs = 0;
 
   constructor(pool: pg.Pool, options: PostgresInboxOptions = {}) {
     this.#pool = pool;
@@ -111,7 +116,7 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
       this.#lanes.size < this.#maxTransactions &&
       this.#quickLanes() < this.#transactions
     ) {
-      const lane: Lane = { handlerStartedAt: undefined, committing: false };
+      const lane: Lane = { handlersStartedAt: undefined, committing: false };
       this.#lanes.add(lane);
       void this.#handleBatch(lane, this.#nextBatch()).finally(() => {
         this.#lanes.delete(lane);
@@ -122,14 +127,14 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
       this.#recheck = setTimeout(() => {
         this.#recheck = undefined;
         this.#startTransactions();
-      }, this.#slowHandlerMs);
+      }, this.#untilSlow());
       this.#recheck.unref();
     }
   }
 
   /**
-   * Open transactions that hold the waiting messages back: not yet committing, and with no
-   * handler running for `slowHandlerMs` or longer.
+   * Open transactions that hold the waiting messages back: not yet committing, and whose
+   * handlers have not been running for `slowHandlerMs` yet.
    */
   #quickLanes(): number {
     const now = performance.now();
@@ -137,10 +142,21 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
     for (const lane of this.#lanes)
       if (
         !lane.committing &&
-        (lane.handlerStartedAt === undefined || now - lane.handlerStartedAt < this.#slowHandlerMs)
+        (lane.handlersStartedAt === undefined || now - lane.handlersStartedAt < this.#slowHandlerMs)
       )
         quick++;
     return quick;
+  }
+
+  /** Milliseconds until the first open transaction's handlers will have run for `slowHandlerMs`. */
+  #untilSlow(): number {
+    const now = performance.now();
+    let soonest = this.#slowHandlerMs;
+    for (const lane of this.#lanes) {
+      if (lane.committing || lane.handlersStartedAt === undefined) continue;
+      soonest = Math.min(soonest, lane.handlersStartedAt + this.#slowHandlerMs - now);
+    }
+    return Math.max(1, Math.ceil(soonest));
   }
 
   /**
@@ -150,11 +166,15 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
    */
   #nextBatch(): Pending[] {
     if (this.#waiting[0]!.alone) return this.#waiting.splice(0, 1);
+    const size = Math.max(
+      1,
+      Math.min(this.#maxBatchSize, Math.floor(this.#slowHandlerMs / Math.max(this.#handlerMs, 0.01))),
+    );
     const batch: Pending[] = [];
     const keys = new Set<string>();
     const left: Pending[] = [];
     for (const pending of this.#waiting) {
-      if (batch.length < this.#maxBatchSize && !pending.alone && !keys.has(keyOf(pending))) {
+      if (batch.length < size && !pending.alone && !keys.has(keyOf(pending))) {
         batch.push(pending);
         keys.add(keyOf(pending));
       } else left.push(pending);
@@ -176,10 +196,11 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
       const fresh = await insertInboxRows(client, batch);
       const handled: Pending[] = [];
       const transaction = deferringTransaction(client, { begun: true });
+      lane.handlersStartedAt = performance.now();
       for (let i = 0; i < batch.length; i++) {
         const pending = batch[i]!;
         if (!fresh[i]) continue;
-        lane.handlerStartedAt = performance.now();
+        const started = performance.now();
         try {
           await pending.work(transaction.tx);
         } catch (error) {
@@ -199,9 +220,10 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
           this.#resolveDuplicates(batch, fresh);
           return;
         }
-        lane.handlerStartedAt = undefined;
+        this.#handlerMs += (performance.now() - started - this.#handlerMs) * 0.1;
         handled.push(pending);
       }
+      lane.handlersStartedAt = undefined;
       // The next batch need not wait for this one's WAL flush; the server flushes both together.
       lane.committing = true;
       this.#startTransactions();
