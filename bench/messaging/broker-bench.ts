@@ -123,7 +123,7 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
             (server as BrokerServer<Broker>).declareGroup(relayBroker, channel, CONSUMER_GROUP),
           ms: e2eMs,
           producers,
-          relayBatchSize: DRAIN_BATCH_SIZE,
+          relay: { name: `e2e-${server.kind}`, batchSize: DRAIN_BATCH_SIZE },
         });
         metrics[`${server.kind}_e2e_msgs_per_s`] = e2e.msgsPerS;
         line(
@@ -174,7 +174,6 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
           consumerBroker: { kind: 'nats', url: nats.url, namespace: nats.namespace },
           ms: e2eMs,
           producers,
-          relayBatchSize: DRAIN_BATCH_SIZE,
           relay: { kind: 'tailing', name: 'bench-e2e-tailing' },
         });
         metrics.nats_e2e_tailing_msgs_per_s = e2e.msgsPerS;

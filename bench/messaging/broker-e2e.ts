@@ -39,9 +39,8 @@ export async function measureEndToEnd(options: {
   /** How long the producers commit; the clock then runs on until the consumer has handled every message. */
   readonly ms: number;
   readonly producers: number;
-  readonly relayBatchSize: number;
-  /** The relay: the polling one (the default) or `{ kind: 'tailing' }` (then on a database no other relay tails). */
-  readonly relay?: RelaySettings;
+  /** The relay: the polling one, or `{ kind: 'tailing' }` (then on a database no other relay tails). */
+  readonly relay: RelaySettings;
 }): Promise<EndToEndResult> {
   const { serviceUrl, consumerUrl, label, ms, producers } = options;
   const orders = new BenchOrders(`BenchE2e${label}`);
@@ -58,7 +57,7 @@ export async function measureEndToEnd(options: {
     connectionString: serviceUrl,
     broker: options.relayBroker,
     poolSize: 3,
-    relay: options.relay ?? { name: `e2e-${label}`, batchSize: options.relayBatchSize },
+    relay: options.relay,
   });
   await options.prepare?.(orders.channel);
   const consumer = await startRemoteConsumer({

@@ -21,6 +21,7 @@ export * from './messaging/messaging.js';
 export * from './messaging/partitioning.js';
 export * from './messaging/replay.js';
 export * from './messaging/standard-schema.js';
+export * from './options/positive-integer.js';
 export * from './ports/broker.port.js';
 export * from './ports/dead-letter.port.js';
 export * from './ports/inbox.port.js';

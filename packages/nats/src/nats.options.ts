@@ -1,3 +1,4 @@
+import { positiveInteger } from '@ferry/core';
 import { checkNamespace } from './naming.js';
 
 /** How a {@link NatsBroker} connects and how it lays out streams, consumers and leases. */
@@ -117,12 +118,7 @@ export function resolveOptions(options: NatsBrokerOptions): ResolvedNatsOptions 
     'requestTimeoutMs',
     'reconnectWaitMs',
   ];
-  for (const name of positive) {
-    const value = resolved[name] as number;
-    if (!Number.isInteger(value) || value < 1) {
-      throw new RangeError(`NatsBrokerOptions.${name} must be a positive integer, got ${value}`);
-    }
-  }
+  for (const name of positive) positiveInteger(resolved[name] as number, `NatsBrokerOptions.${name}`);
   if (resolved.ackWaitMs < 1000) throw new RangeError('NatsBrokerOptions.ackWaitMs must be at least 1000');
   if (resolved.leaseTtlMs < 1000) throw new RangeError('NatsBrokerOptions.leaseTtlMs must be at least 1000');
   if (resolved.servers.length === 0) throw new RangeError('NatsBrokerOptions.servers names no server');

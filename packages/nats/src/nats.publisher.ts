@@ -60,7 +60,6 @@ export class NatsPublisher {
       wake: undefined,
       wakeAt: 0,
     };
-    const tokens: string[] = [];
     const pause = (wakeAt: number) =>
       new Promise<void>((resolve) => {
         batch.wakeAt = wakeAt;
@@ -87,7 +86,6 @@ export class NatsPublisher {
         );
         const token = String(this.#next++);
         this.#waiting.set(token, batch);
-        tokens.push(token);
         batch.unacknowledged++;
         try {
           this.nc.publish(subject, data, { headers, reply: `${prefix}.${token}` });
@@ -101,7 +99,8 @@ export class NatsPublisher {
     } finally {
       clearInterval(timer);
       // Acknowledgements still due belong to a failed batch: nobody waits for them any more.
-      if (batch.failure !== undefined) for (const token of tokens) this.#waiting.delete(token);
+      if (batch.failure !== undefined)
+        for (const [token, owner] of this.#waiting) if (owner === batch) this.#waiting.delete(token);
     }
     if (batch.failure !== undefined) {
       // A stream deleted behind our back answers with "no responders": check it again next time.

@@ -55,12 +55,20 @@ export async function withRollback<T>(
   try {
     return await work(client);
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => {
-      broken = true;
-    });
+    broken = !(await tryRollback(client));
     throw error;
   } finally {
     client.release(broken);
+  }
+}
+
+/** Rolls back; false if the connection cannot even do that (release it as broken then). */
+export async function tryRollback(client: pg.ClientBase): Promise<boolean> {
+  try {
+    await client.query('ROLLBACK');
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -1,4 +1,4 @@
-import type { RetryPolicy } from '@ferry/core';
+import { positiveInteger, type RetryPolicy } from '@ferry/core';
 
 /** Something that happened to the broker connection or a consumer, for logs and metrics. */
 export type RabbitMqEvent =
@@ -99,17 +99,12 @@ export function resolveOptions(options: RabbitMqBrokerOptions): ResolvedOptions 
     connectionName: options.connectionName ?? 'ferry',
     onEvent: options.onEvent ?? warnOnFailure,
   };
-  positiveInteger('partitions', resolved.partitions);
-  positiveInteger('prefetch', resolved.prefetch);
-  positiveInteger('deliveryLimit', resolved.deliveryLimit);
+  positiveInteger(resolved.partitions, 'partitions');
+  positiveInteger(resolved.prefetch, 'prefetch');
+  positiveInteger(resolved.deliveryLimit, 'deliveryLimit');
   if (!(resolved.rebalanceIntervalMs >= 0)) throw new RangeError('rebalanceIntervalMs must be 0 or more');
   if (!(resolved.publishTimeoutMs > 0)) throw new RangeError('publishTimeoutMs must be positive');
   return resolved;
-}
-
-function positiveInteger(name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1)
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
 }
 
 function withHeartbeat(url: string): string {

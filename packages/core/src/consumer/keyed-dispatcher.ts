@@ -1,3 +1,5 @@
+import { positiveInteger } from '../options/positive-integer.js';
+
 /**
  * Runs work items so that items with the same key run one at a time, in the order pushed,
  * while up to `concurrency` different keys run at once. Broker adapters use it to keep
@@ -14,9 +16,7 @@ export class KeyedDispatcher<T> {
     private readonly concurrency: number,
     private readonly run: (item: T, key: string) => Promise<void>,
   ) {
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-    }
+    positiveInteger(concurrency, 'concurrency');
   }
 
   /** Items pushed and not yet finished. */

@@ -144,20 +144,36 @@ for (const target of postgresTargets()) {
       };
       const txid = async (tx: pg.PoolClient) =>
         String((await tx.query('SELECT txid_current() AS id')).rows[0].id);
-
-      it('handles the messages that waited for a transaction together, in one', async () => {
-        const batching = new PostgresInbox(pool, { transactions: 1 });
+      const insertEffect = (tx: pg.PoolClient, id: string) =>
+        tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
+      /**
+       * `count` messages offered at once, the first held in its handler until `release`, so that
+       * the others wait for a transaction together.
+       */
+      const heldBatch = (
+        batching: PostgresInbox,
+        count: number,
+        work: (tx: pg.PoolClient, id: string, i: number) => Promise<unknown>,
+      ) => {
         const first = gate();
-        const seen = new Map<string, string>();
-        const ids = Array.from({ length: 5 }, () => newMessageId());
+        const ids = Array.from({ length: count }, () => newMessageId());
         const results = ids.map((id, i) =>
           batching.handle('kitchen', id, async (tx) => {
             if (i === 0) await first.opened;
-            seen.set(id, await txid(tx));
-            await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
+            await work(tx, id, i);
           }),
         );
-        first.open();
+        return { ids, results, release: first.open };
+      };
+
+      it('handles the messages that waited for a transaction together, in one', async () => {
+        const batching = new PostgresInbox(pool, { transactions: 1 });
+        const seen = new Map<string, string>();
+        const { ids, results, release } = heldBatch(batching, 5, async (tx, id) => {
+          seen.set(id, await txid(tx));
+          await insertEffect(tx, id);
+        });
+        release();
         expect(await Promise.all(results)).toEqual(ids.map(() => 'handled'));
         const waited = new Set(ids.slice(1).map((id) => seen.get(id)));
         expect(waited.size).toBe(1);
@@ -169,17 +185,10 @@ for (const target of postgresTargets()) {
         const counted = countingPool(db().url);
         try {
           const batching = new PostgresInbox(counted.pool, { transactions: 1 });
-          const first = gate();
-          const ids = Array.from({ length: 5 }, () => newMessageId());
-          const results = ids.map((id, i) =>
-            batching.handle('kitchen', id, async (tx) => {
-              if (i === 0) await first.opened;
-              await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
-            }),
-          );
+          const { results, release } = heldBatch(batching, 5, insertEffect);
           await new Promise((resolve) => setTimeout(resolve, 20));
           const alone = counted.requests; // the first message's: BEGIN with its inbox row
-          first.open();
+          release();
           await Promise.all(results);
           expect(alone).toBe(1);
           expect(counted.requests).toBe(3 + (4 + 2));
@@ -190,18 +199,13 @@ for (const target of postgresTargets()) {
 
       it('fails only the message whose handler threw; the rest of its batch commits', async () => {
         const batching = new PostgresInbox(pool, { transactions: 1 });
-        const first = gate();
-        const ids = Array.from({ length: 4 }, () => newMessageId());
         const runs = new Map<string, number>();
-        const results = ids.map((id, i) =>
-          batching.handle('kitchen', id, async (tx) => {
-            if (i === 0) await first.opened;
-            runs.set(id, (runs.get(id) ?? 0) + 1);
-            await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
-            if (i === 2) throw new Error('handler failed');
-          }),
-        );
-        first.open();
+        const { ids, results, release } = heldBatch(batching, 4, async (tx, id, i) => {
+          runs.set(id, (runs.get(id) ?? 0) + 1);
+          await insertEffect(tx, id);
+          if (i === 2) throw new Error('handler failed');
+        });
+        release();
         const settled = await Promise.allSettled(results);
         expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
         expect((settled[2] as PromiseRejectedResult).reason).toEqual(new Error('handler failed'));
@@ -215,16 +219,11 @@ for (const target of postgresTargets()) {
 
       it('fails only the message at fault when COMMIT rolls back (a handler swallowed a failed statement)', async () => {
         const batching = new PostgresInbox(pool, { transactions: 1 });
-        const first = gate();
-        const ids = Array.from({ length: 4 }, () => newMessageId());
-        const results = ids.map((id, i) =>
-          batching.handle('kitchen', id, async (tx) => {
-            if (i === 0) await first.opened;
-            await tx.query('INSERT INTO effects VALUES ($1, $2)', ['kitchen', id]);
-            if (i === 2) await tx.query('SELECT 1 / 0').catch(() => undefined);
-          }),
-        );
-        first.open();
+        const { ids, results, release } = heldBatch(batching, 4, async (tx, id, i) => {
+          await insertEffect(tx, id);
+          if (i === 2) await tx.query('SELECT 1 / 0').catch(() => undefined);
+        });
+        release();
         const settled = await Promise.allSettled(results);
         expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
         expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/rolled back/);

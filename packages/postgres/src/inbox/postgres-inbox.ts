@@ -1,6 +1,6 @@
-import type { Inbox, InboxResult } from '@ferry/core';
+import { type Inbox, type InboxResult, positiveInteger } from '@ferry/core';
 import type pg from 'pg';
-import { checkout } from '../database.js';
+import { checkout, tryRollback } from '../database.js';
 import { deferringTransaction } from '../outbox/deferred-appends.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -43,7 +43,8 @@ interface Lane {
   committing: boolean;
 }
 
-const keyOf = (p: Pending) => `${p.group}\u0000${p.messageId}`;
+/** One message of one group, as a map key. */
+const keyOf = (group: string, messageId: string) => `${group}\u0000${messageId}`;
 
 /**
  * The idempotent consumer's inbox on PostgreSQL. A message is handled in a transaction that first
@@ -139,12 +140,7 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
   #quickLanes(): number {
     const now = performance.now();
     let quick = 0;
-    for (const lane of this.#lanes)
-      if (
-        !lane.committing &&
-        (lane.handlersStartedAt === undefined || now - lane.handlersStartedAt < this.#slowHandlerMs)
-      )
-        quick++;
+    for (const lane of this.#lanes) if (this.#quickFor(lane, now) > 0) quick++;
     return quick;
   }
 
@@ -153,10 +149,20 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
     const now = performance.now();
     let soonest = this.#slowHandlerMs;
     for (const lane of this.#lanes) {
-      if (lane.committing || lane.handlersStartedAt === undefined) continue;
-      soonest = Math.min(soonest, lane.handlersStartedAt + this.#slowHandlerMs - now);
+      const left = this.#quickFor(lane, now);
+      if (left > 0) soonest = Math.min(soonest, left);
     }
     return Math.max(1, Math.ceil(soonest));
+  }
+
+  /**
+   * How much longer `lane` holds the waiting messages back: 0 once it is committing or its
+   * handlers have run `slowHandlerMs`; `slowHandlerMs` before they begin.
+   */
+  #quickFor(lane: Lane, now: number): number {
+    if (lane.committing) return 0;
+    if (lane.handlersStartedAt === undefined) return this.#slowHandlerMs;
+    return Math.max(0, lane.handlersStartedAt + this.#slowHandlerMs - now);
   }
 
   /**
@@ -174,9 +180,10 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
     const keys = new Set<string>();
     const left: Pending[] = [];
     for (const pending of this.#waiting) {
-      if (batch.length < size && !pending.alone && !keys.has(keyOf(pending))) {
+      const key = keyOf(pending.group, pending.messageId);
+      if (batch.length < size && !pending.alone && !keys.has(key)) {
         batch.push(pending);
-        keys.add(keyOf(pending));
+        keys.add(key);
       } else left.push(pending);
     }
     this.#waiting.splice(0, this.#waiting.length, ...left);
@@ -208,7 +215,7 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
           // error, the others (before and after it) run again in a later transaction. A handler
           // that failed only because an earlier one left the transaction aborted is not at fault:
           // then each message runs again alone, as when COMMIT fails.
-          broken = !(await rollback(client));
+          broken = !(await tryRollback(client));
           const others = batch.filter((other, j) => other !== pending && fresh[j]);
           if (isAbortedTransaction(error) && others.length > 0) {
             for (const message of [pending, ...others]) message.alone = true;
@@ -231,7 +238,7 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
       for (const pending of handled) pending.resolve('handled');
       this.#resolveDuplicates(batch, fresh);
     } catch (error) {
-      broken = !(await rollback(client));
+      broken = !(await tryRollback(client));
       if (batch.length === 1) batch[0]!.reject(error);
       else {
         // Which message made the transaction fail is unknown (a handler that caught a failed
@@ -267,27 +274,11 @@ async function insertInboxRows(client: pg.PoolClient, batch: readonly Pending[])
        SELECT g, id FROM (VALUES ${rows}) AS m(g, id) ORDER BY g, id
        ON CONFLICT DO NOTHING RETURNING consumer_group, message_id`,
   )) as unknown as pg.QueryResult<{ consumer_group: string; message_id: string }>[];
-  const inserted = new Set(results[1]!.rows.map((r) => `${r.consumer_group}\u0000${r.message_id}`));
-  return batch.map((p) => inserted.has(keyOf(p)));
+  const inserted = new Set(results[1]!.rows.map((r) => keyOf(r.consumer_group, r.message_id)));
+  return batch.map((p) => inserted.has(keyOf(p.group, p.messageId)));
 }
 
 /** 25P02: a statement sent to a transaction that an earlier statement's failure aborted. */
 function isAbortedTransaction(error: unknown): boolean {
   return (error as { code?: unknown } | undefined)?.code === '25P02';
-}
-
-/** Rolls back; false if the connection cannot even do that (it is then discarded). */
-async function rollback(client: pg.PoolClient): Promise<boolean> {
-  try {
-    await client.query('ROLLBACK');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function positiveInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1)
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  return value;
 }
