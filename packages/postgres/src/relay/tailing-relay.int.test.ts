@@ -262,7 +262,11 @@ for (const target of postgresTargets()) {
       await waitFor(() => relay.isActive(), 'the slot to exist', 10_000);
       await relay.stop();
       // The server releases the slot when its walsender exits, a moment after the client closed.
-      await waitFor(async () => (await readSlot(pool, slot))?.activePid === null, 'the slot to be free', 10_000);
+      await waitFor(
+        async () => (await readSlot(pool, slot))?.activePid === null,
+        'the slot to be free',
+        10_000,
+      );
 
       // A stream without the lock, as a tailer whose lock connection died would leave behind.
       const stale = await ReplicationConnection.connect(service().url);

@@ -8,7 +8,6 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
@@ -21,6 +20,7 @@ import {
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import { ensureContextManager } from './context-manager.js';
+import { OtlpJsonTraceExporter } from './otlp-json.exporter.js';
 import { PooledIdGenerator } from './trace-ids.js';
 
 /** Options of {@link Tracing}. */
@@ -55,7 +55,7 @@ export class Tracing {
     if (options.exporter) processors.push(new SimpleSpanProcessor(options.exporter));
     if (options.otlpEndpoint) {
       const url = `${options.otlpEndpoint.replace(/\/$/, '')}/v1/traces`;
-      processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url })));
+      processors.push(new BatchSpanProcessor(new OtlpJsonTraceExporter(url)));
     }
     this.#provider = this.enabled
       ? new BasicTracerProvider({
