@@ -1,4 +1,5 @@
 import { newMessageId } from '@ferry/core';
+import { waitFor } from '@ferry/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countingPool } from '../../../../test/counting-pool.js';
@@ -184,8 +185,12 @@ for (const target of postgresTargets()) {
       it('costs a batch of n messages n + 2 requests: the inbox rows with BEGIN, each statement, COMMIT', async () => {
         const counted = countingPool(db().url);
         try {
-          const batching = new PostgresInbox(counted.pool, { transactions: 1 });
+          // No second transaction while the first is held (that is the slow-handler tests' subject),
+          // and batches not sized down by the held handler's time.
+          const batching = new PostgresInbox(counted.pool, { transactions: 1, slowHandlerMs: 60_000 });
           const { results, release } = heldBatch(batching, 5, insertEffect);
+          // A new connection may take a while (SCRAM); then nothing else is sent while the first is held.
+          await waitFor(() => counted.requests >= 1, "the first message's transaction to begin");
           await new Promise((resolve) => setTimeout(resolve, 20));
           const alone = counted.requests; // the first message's: BEGIN with its inbox row
           release();
