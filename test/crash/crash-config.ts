@@ -37,6 +37,12 @@ export async function openBroker(config: CrashConfig): Promise<Broker> {
         partitions: 8,
         leaseTtlMs: 2000,
         ackWaitMs: 3000,
+        // Kept in the process's output, which the test prints when a group falls short.
+        onEvent: (event) =>
+          console.log(
+            `[nats ${new Date().toISOString()}] ${event.kind}`,
+            'error' in event ? `${event.during}: ${String(event.error)}` : JSON.stringify(event),
+          ),
       });
     case 'rabbitmq':
       return RabbitMqBroker.connect({ url: config.brokerUrl, namespace: config.namespace, partitions: 8 });

@@ -207,6 +207,10 @@ function crashScenario(relay: CrashConfig['relay'], broker: CrashConfig['broker'
       );
       await producer.end();
       await consumerDb.end();
+      if (perGroup.rows.some((row) => row.effects !== TOTAL))
+        console.log(
+          `[ferry] consumer process output (last 20,000 characters):\n${consumerProcess.output.slice(-20_000)}`,
+        );
       expect(perGroup.rows).toEqual([
         { group_name: 'group-a', effects: TOTAL, distinct_messages: TOTAL },
         { group_name: 'group-b', effects: TOTAL, distinct_messages: TOTAL },

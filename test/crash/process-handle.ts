@@ -15,7 +15,7 @@ export class ProcessHandle {
     private readonly env: Record<string, string>,
   ) {}
 
-  /** Starts the process and waits for it to print `ready`. */
+  /** Starts the process and waits for it to print its `<role> ready` line. */
   async start(): Promise<void> {
     const child = spawn(process.execPath, ['--import', 'tsx', this.script], {
       env: { ...process.env, ...this.env },
@@ -29,9 +29,12 @@ export class ProcessHandle {
       this.output += `\n[exited by itself: ${code ?? signal}]\n`;
     });
     const ready = new Promise<void>((resolve, reject) => {
+      // This run's own output: the whole output holds an earlier run's `ready` line.
+      let own = '';
       child.stdout!.on('data', (chunk: Buffer) => {
         this.output += chunk.toString();
-        if (this.output.includes('ready')) resolve();
+        own += chunk.toString();
+        if (/^\w+ ready$/m.test(own)) resolve();
       });
       child.stderr!.on('data', (chunk: Buffer) => {
         this.output += chunk.toString();
