@@ -258,28 +258,23 @@ for (const target of postgresTargets()) {
         expect(await effects(slowId)).toBe(1);
       });
 
-      it('spreads handlers of a few milliseconds each over several transactions, so that they overlap', async () => {
+      it('spreads handlers of a few milliseconds each over transactions of about slowHandlerMs, not 32 in one', async () => {
         const batching = new PostgresInbox(pool, { transactions: 1, slowHandlerMs: 10 });
-        let running = 0;
-        let mostAtOnce = 0;
         const txids = new Set<string>();
         const handleSlowly = (id: string) =>
           batching.handle('kitchen', id, async (tx) => {
-            running++;
-            mostAtOnce = Math.max(mostAtOnce, running);
             txids.add(await txid(tx));
             await new Promise((resolve) => setTimeout(resolve, 4));
-            running--;
           });
-        // A first round teaches the inbox how long a handler takes; the second is measured.
-        await Promise.all(Array.from({ length: 8 }, () => handleSlowly(newMessageId())));
+        // A first round teaches the inbox how long a handler takes (its moving average settles
+        // within it); the second is measured. (That a slow transaction lets another open is the
+        // test above's subject: here, on a slow machine, batches of one never become slow.)
+        await Promise.all(Array.from({ length: 24 }, () => handleSlowly(newMessageId())));
         txids.clear();
-        mostAtOnce = 0;
         const results = await Promise.all(Array.from({ length: 24 }, () => handleSlowly(newMessageId())));
         expect(results.every((r) => r === 'handled')).toBe(true);
-        // Batches of about 10 ms of handlers (two or three of 4 ms), and more than one open at once.
-        expect(txids.size).toBeGreaterThanOrEqual(8);
-        expect(mostAtOnce).toBeGreaterThanOrEqual(2);
+        // Batches of about 10 ms of handlers: two of 4 ms or more each.
+        expect(txids.size).toBeGreaterThanOrEqual(10);
       });
 
       it('rejects bad settings, naming them', () => {
