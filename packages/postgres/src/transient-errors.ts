@@ -17,6 +17,8 @@ const TRANSIENT_NODE_CODES = new Set([
   'ETIMEDOUT',
   'EHOSTUNREACH',
   'ENOTFOUND',
+  // A Unix socket's file is gone while its server restarts.
+  'ENOENT',
 ]);
 const TRANSIENT_MESSAGES = [
   /Connection terminated/i,

@@ -9,6 +9,10 @@ describe('isTransientPgError', () => {
     ['the server starting up', pgError('57P03', 'the database system is starting up')],
     ['a connection exception', pgError('08006')],
     ['a refused connection', pgError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432')],
+    [
+      'a Unix socket gone while its server restarts',
+      pgError('ENOENT', 'connect ENOENT /tmp/x/.s.PGSQL.5432'),
+    ],
     ['a deadlock', pgError('40P01')],
     ['a terminated connection', new Error('Connection terminated unexpectedly')],
   ])('retries %s', (_name, error) => {

@@ -33,16 +33,26 @@ describe('embedded PostgreSQL', () => {
     const first = await startEmbeddedPostgres({ dataDir });
     expect(first.reused).toBe(false);
     expect(await query(first.url, "SELECT current_setting('wal_level') AS w")).toEqual([{ w: 'logical' }]);
+    // Through the Unix socket (no server address on the connection), and on 127.0.0.1 too.
+    expect(new URL(first.url).searchParams.get('host')).toMatch(/ferry-pg-/);
+    expect(await query(first.url, 'SELECT inet_server_addr() IS NULL AS local')).toEqual([{ local: true }]);
+    const tcp = new URL(first.url);
+    tcp.search = '';
+    expect(await query(tcp.toString(), 'SELECT inet_server_addr()::text AS a')).toEqual([
+      { a: '127.0.0.1/32' },
+    ]);
     await query(first.url, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')");
 
     const again = await startEmbeddedPostgres({ dataDir });
     expect(again.reused).toBe(true);
     expect(again.port).toBe(first.port);
+    expect(again.url).toBe(first.url);
 
     await first.stop();
     const restarted = await startEmbeddedPostgres({ dataDir });
     expect(restarted.reused).toBe(false);
     expect(restarted.port).toBe(first.port);
+    expect(restarted.url).toBe(first.url);
     expect(await query(restarted.url, 'SELECT v FROM kept')).toEqual([{ v: 'still here' }]);
     await restarted.stop();
   });

