@@ -1,4 +1,4 @@
-import { event, Messaging } from '@ferry/core';
+import { event, Messaging, newMessageId } from '@ferry/core';
 import { waitFor } from '@ferry/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +58,46 @@ for (const target of postgresTargets()) {
       await sub.close();
       await relay.stop();
       expect(got[0]! - sentAt).toBeLessThan(1000);
+    });
+
+    it('finds at its second look a row whose producer straddled its announcement (so sent no NOTIFY), not at the next poll', async () => {
+      const relay = new PollingRelay({
+        pool,
+        connectionString: service().url,
+        broker,
+        pollIntervalMs: 60_000,
+        secondLookMs: 1000,
+      });
+      const got: string[] = [];
+      const sub = await broker.subscribe({ channel: 'Straddle', group: 'g' }, async ({ message }) => {
+        got.push(message.id);
+      });
+      await relay.start();
+      const waitingUntil = async () =>
+        String((await pool.query('SELECT waiting_until::text AS w FROM ferry.relay_state')).rows[0].w);
+      await waitFor(async () => (await waitingUntil()) !== 'null', 'the relay to announce that it waits');
+      // A producer's row, inserted as a statement that read the state before the announcement would
+      // be: no wake-up. It commits after the relay woke, found nothing, announced and looked again.
+      const producer = await pool.connect();
+      const id = newMessageId();
+      try {
+        await producer.query('BEGIN');
+        await producer.query(
+          `INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body) VALUES ($1, 'Straddle', 'k', '{}', '{"n":1}')`,
+          [id],
+        );
+        const before = await waitingUntil();
+        await pool.query("SELECT pg_notify('ferry_outbox', '')");
+        await waitFor(async () => (await waitingUntil()) !== before, 'the relay to announce again');
+        await producer.query('COMMIT');
+      } finally {
+        producer.release();
+      }
+      const committedAt = performance.now();
+      await waitFor(() => got.includes(id), 'the straddling row to be published', 10_000);
+      expect(performance.now() - committedAt).toBeLessThan(5000);
+      await sub.close();
+      await relay.stop();
     });
 
     it('marks rows published only after the broker acknowledged them, and retries after an outage', async () => {

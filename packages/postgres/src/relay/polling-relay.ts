@@ -22,6 +22,12 @@ export interface PollingRelayOptions {
   readonly batchSize?: number;
   /** Poll even without a notification this often, in ms (default 1,000). */
   readonly pollIntervalMs?: number;
+  /**
+   * Once idle, look again for rows this soon, in ms (default 50): a producer whose statement read
+   * the relay's state just before it announced that it waits, and committed just after its last
+   * look, sent no notification; this finds its row then rather than at the next poll.
+   */
+  readonly secondLookMs?: number;
   /** Keep published rows this long before purging them, in ms (default 24 h). */
   readonly retentionMs?: number;
   /** How often to purge, in ms (default 60 s). */
@@ -63,6 +69,7 @@ const claimSql = (batchSize: number) => `
    FOR UPDATE`;
 
 const BEGIN_BATCH = 'BEGIN; SET LOCAL synchronous_commit = off';
+const PENDING_SQL = 'SELECT EXISTS (SELECT 1 FROM ferry.outbox WHERE published_at IS NULL) AS pending';
 const WITHDRAW_WAITING =
   'BEGIN; SET LOCAL synchronous_commit = off; UPDATE ferry.relay_state SET waiting_until = NULL WHERE id = 1; COMMIT';
 
@@ -185,7 +192,8 @@ export class PollingRelay implements MessageRelay {
   /**
    * Waits for work: announces that a relay is waiting (so producers notify) and, in the same
    * request but a new statement with a fresh snapshot, checks once more for rows committed before
-   * producers could see the announcement; then sleeps until a notification or the poll interval.
+   * producers could see the announcement; then sleeps until a notification or the poll interval,
+   * looking once more after `secondLookMs` for a row whose producer straddled the announcement.
    * The announcement is written with synchronous_commit off: it is a hint, not data. The next
    * batch withdraws it.
    */
@@ -195,10 +203,14 @@ export class PollingRelay implements MessageRelay {
       `BEGIN; SET LOCAL synchronous_commit = off;
        UPDATE ferry.relay_state SET waiting_until = clock_timestamp() + make_interval(secs => ${(pollMs * 2) / 1000}) WHERE id = 1;
        COMMIT;
-       SELECT EXISTS (SELECT 1 FROM ferry.outbox WHERE published_at IS NULL) AS pending`,
+       ${PENDING_SQL}`,
     )) as unknown as pg.QueryResult<{ pending: boolean }>[];
     this.#waitingAnnounced = true;
-    if (!results[4]?.rows[0]?.pending) await this.#wake.wait(pollMs);
+    if (results[4]?.rows[0]?.pending) return;
+    const secondLookMs = Math.min(pollMs, this.options.secondLookMs ?? 50);
+    if ((await this.#wake.wait(secondLookMs)) || !this.#running) return;
+    const { rows } = await this.options.pool.query<{ pending: boolean }>(PENDING_SQL);
+    if (!rows[0]?.pending) await this.#wake.wait(pollMs - secondLookMs);
   }
 
   async #run(): Promise<void> {

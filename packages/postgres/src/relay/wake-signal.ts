@@ -11,20 +11,23 @@ export class WakeSignal {
     } else this.#pending = true;
   }
 
-  /** Resolves on the next wake (or at once if one is pending), or after `timeoutMs`. */
-  wait(timeoutMs: number): Promise<void> {
+  /**
+   * Resolves on the next wake (or at once if one is pending), or after `timeoutMs`; to true if
+   * woken, false if the time ran out.
+   */
+  wait(timeoutMs: number): Promise<boolean> {
     if (this.#pending) {
       this.#pending = false;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#waiter = undefined;
-        resolve();
+        resolve(false);
       }, timeoutMs);
       this.#waiter = () => {
         clearTimeout(timer);
-        resolve();
+        resolve(true);
       };
     });
   }
