@@ -244,15 +244,32 @@ export class PartitionWorker {
     if (this.#state === 'running') this.ctx.dispatch(item);
   }
 
-  /** Waits until every message the consumer has out is held here, then dispatches in stream order. */
+  /**
+   * Waits until every message the consumer has out is held here, then dispatches in stream order.
+   * JetStream redelivers an unacknowledged message once its ack wait has passed, and this worker
+   * pulls all the while, so within about two ack waits everything out has reached it. What the
+   * server still counts after that cannot be waited for: a count above what can be held (more than
+   * `max_ack_pending`, which nats-server before 2.9.22 could restore after a restart, blocking the
+   * consumer) or entries it will not deliver. The worker then goes on with what it holds, saying so.
+   */
   async #recover(): Promise<void> {
     const signal = this.#stop.signal;
+    const giveUpAt = performance.now() + 2 * this.ctx.options.ackWaitMs + FETCH_EXPIRES_MS;
     while (this.#state === 'recovering') {
       await abortableSleep(RECOVERY_CHECK_MS, signal);
       if (this.#state !== 'recovering') return;
       try {
         const info = await this.#consumer!.info();
-        if (info.num_ack_pending > this.held.size) continue;
+        const outstanding = Math.min(info.num_ack_pending, this.ctx.options.window);
+        if (outstanding > this.held.size) {
+          if (performance.now() < giveUpAt) continue;
+          this.#report(
+            'recovering',
+            new Error(
+              `the server counts ${info.num_ack_pending} unacknowledged messages but ${this.held.size} arrived within two ack waits; going on with those`,
+            ),
+          );
+        }
       } catch {
         continue;
       }
