@@ -45,6 +45,8 @@ export interface WorkerContext {
  */
 const FETCH_EXPIRES_MS = 1000;
 const RECOVERY_CHECK_MS = 200;
+/** Ack waits a recovering worker waits for what the server counts before going on without it. */
+const RECOVERY_ACK_WAITS = 10;
 
 /**
  * Works one partition of one group while this member holds its lease: pulls from the partition's
@@ -247,14 +249,16 @@ export class PartitionWorker {
   /**
    * Waits until every message the consumer has out is held here, then dispatches in stream order.
    * JetStream redelivers an unacknowledged message once its ack wait has passed, and this worker
-   * pulls all the while, so within about two ack waits everything out has reached it. What the
-   * server still counts after that cannot be waited for: a count above what can be held (more than
-   * `max_ack_pending`, which nats-server before 2.9.22 could restore after a restart, blocking the
-   * consumer) or entries it will not deliver. The worker then goes on with what it holds, saying so.
+   * pulls all the while, so normally everything out reaches it within an ack wait or two. A server
+   * that counts more than it ever delivers (nats-server before 2.9.22 could restore more than
+   * `max_ack_pending` after a restart, blocking the consumer) would hold the partition for ever: after
+   * ten ack waits the worker goes on with what it holds, reporting it. Messages the server sends only
+   * after that may then be handled after later ones of their key: a partition that would otherwise
+   * stop for good is the worse failure.
    */
   async #recover(): Promise<void> {
     const signal = this.#stop.signal;
-    const giveUpAt = performance.now() + 2 * this.ctx.options.ackWaitMs + FETCH_EXPIRES_MS;
+    const giveUpAt = performance.now() + RECOVERY_ACK_WAITS * this.ctx.options.ackWaitMs + FETCH_EXPIRES_MS;
     while (this.#state === 'recovering') {
       await abortableSleep(RECOVERY_CHECK_MS, signal);
       if (this.#state !== 'recovering') return;
@@ -266,7 +270,7 @@ export class PartitionWorker {
           this.#report(
             'recovering',
             new Error(
-              `the server counts ${info.num_ack_pending} unacknowledged messages but ${this.held.size} arrived within two ack waits; going on with those`,
+              `the server counts ${info.num_ack_pending} unacknowledged messages but ${this.held.size} arrived within ${RECOVERY_ACK_WAITS} ack waits; going on with those, possibly out of key order`,
             ),
           );
         }

@@ -24,7 +24,7 @@ describe.skipIf(!url)('NatsBroker partition recovery', () => {
     if (url) await dropNamespace(url, namespace);
   });
 
-  it('goes on after two ack waits when the server counts an unacknowledged message that never reaches it', async () => {
+  it('goes on after ten ack waits, reporting it, when the server counts an unacknowledged message that never reaches it', async () => {
     const options = { servers: url ?? '', namespace, partitions: 1, ackWaitMs: 1000, leaseTtlMs: 1000 };
     const channel = 'Kitchen.recovery';
     const group = 'kitchen';
@@ -57,7 +57,7 @@ describe.skipIf(!url)('NatsBroker partition recovery', () => {
         'the second message, after the recovery gave up',
         15_000,
       );
-      expect(performance.now() - startedAt).toBeGreaterThanOrEqual(2000);
+      expect(performance.now() - startedAt).toBeGreaterThanOrEqual(10_000);
       expect(handled).not.toContain(held.id);
       expect(events.some((e) => e.kind === 'error' && e.during.startsWith('recovering'))).toBe(true);
     } finally {
@@ -67,5 +67,5 @@ describe.skipIf(!url)('NatsBroker partition recovery', () => {
       await first.close();
       await outsider.close();
     }
-  });
+  }, 45_000);
 });
