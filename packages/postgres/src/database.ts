@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { deferringTransaction } from './outbox/deferred-appends.js';
+import { relayWakeStateOf } from './outbox/relay-wake-state.js';
 
 /** A node-postgres client or pool: anything that runs a query. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -80,7 +81,7 @@ export async function tryRollback(client: pg.ClientBase): Promise<boolean> {
  */
 export function withTransaction<T>(pool: pg.Pool, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
   return withRollback(pool, async (client) => {
-    const transaction = deferringTransaction(client, { begun: false });
+    const transaction = deferringTransaction(client, { begun: false, wake: relayWakeStateOf(pool) });
     const result = await work(transaction.tx);
     await transaction.commit();
     return result;

@@ -6,6 +6,8 @@ export interface LeadingStatement {
   readonly name?: string;
   readonly text: string;
   readonly values?: readonly string[];
+  /** Receives each row the statement answers, its fields as text (null for NULL). */
+  readonly onRow?: ((fields: readonly (string | null)[]) => void) | undefined;
 }
 
 /**
@@ -148,7 +150,11 @@ export class LeadingThen {
   }
 
   handleDataRow(message: unknown): void {
-    if (this.#completed < this.#leading.length) return; // a leading statement's (the append's wake-up row)
+    if (this.#completed < this.#leading.length) {
+      // A leading statement's row (the append's wake-up answer): its own, not the caller's.
+      this.#leading[this.#completed]!.onRow?.((message as { fields: (string | null)[] }).fields);
+      return;
+    }
     this.#inner.handleDataRow(message);
   }
 

@@ -2,6 +2,7 @@ import { type Inbox, type InboxResult, positiveInteger } from '@ferry/core';
 import type pg from 'pg';
 import { checkout, tryRollback } from '../database.js';
 import { deferringTransaction } from '../outbox/deferred-appends.js';
+import { relayWakeStateOf } from '../outbox/relay-wake-state.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -202,7 +203,7 @@ export class PostgresInbox implements Inbox<pg.PoolClient> {
     try {
       const fresh = await insertInboxRows(client, batch);
       const handled: Pending[] = [];
-      const transaction = deferringTransaction(client, { begun: true });
+      const transaction = deferringTransaction(client, { begun: true, wake: relayWakeStateOf(this.#pool) });
       lane.handlersStartedAt = performance.now();
       for (let i = 0; i < batch.length; i++) {
         const pending = batch[i]!;

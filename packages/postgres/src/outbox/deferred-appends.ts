@@ -2,6 +2,7 @@ import type { WireMessage } from '@ferry/core';
 import type pg from 'pg';
 import { type LeadingStatement, LeadingThen, thenCommit } from '../leading-then.js';
 import { type NamedStatement, pipelinable, submit } from '../pipelined.js';
+import type { RelayWakeState } from './relay-wake-state.js';
 
 /**
  * Outbox appends in the transactions Ferry commits itself, written in the COMMIT's round trip.
@@ -23,46 +24,54 @@ import { type NamedStatement, pipelinable, submit } from '../pipelined.js';
 /** The channel on which outbox inserts wake the polling relay. */
 export const OUTBOX_NOTIFY_CHANNEL = 'ferry_outbox';
 
-/** The relay's wake-up, sent only if a relay is waiting for work and rows were appended. */
+/**
+ * The relay's wake-up: a NOTIFY if rows were appended and a relay is waiting for work. The one
+ * row it answers says whether a relay was waiting, which {@link RelayWakeState} keeps.
+ */
 const WAKE_WAITING_RELAY = `
-  SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '')
-    FROM ferry.relay_state
-   WHERE id = 1 AND waiting_until > clock_timestamp() AND EXISTS (SELECT 1 FROM appended)`;
+  SELECT waiting, CASE WHEN waiting THEN pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '') END
+    FROM (SELECT coalesce(waiting_until > clock_timestamp(), false) AS waiting
+            FROM ferry.relay_state
+           WHERE id = 1 AND EXISTS (SELECT 1 FROM appended)) AS relay`;
+
+const INSERT_ONE = `INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
+    VALUES ($1, $2, $3, $4, $5)`;
+const INSERT_MANY = `INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
+    SELECT m.id, m.channel, m.key, m.headers, m.body
+      FROM json_to_recordset($1::json) AS m(id uuid, channel text, key text, headers jsonb, body text)`;
 
 /** One message: a plain VALUES row, the cheapest insert for the server to plan and run. */
-const APPEND_ONE: Omit<NamedStatement, 'values'> = {
-  name: 'ferry_outbox_append_one',
-  text: `
-  WITH appended AS (
-    INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
-    VALUES ($1, $2, $3, $4, $5)
-    RETURNING 1
-  )${WAKE_WAITING_RELAY}`,
+const APPEND_ONE = {
+  checked: {
+    name: 'ferry_outbox_append_one',
+    text: `WITH appended AS (${INSERT_ONE} RETURNING 1)${WAKE_WAITING_RELAY}`,
+  },
+  unchecked: { name: 'ferry_outbox_append_one_quiet', text: INSERT_ONE },
 };
 
 /** Several messages: rows from one JSON array parameter. */
-const APPEND_MANY: Omit<NamedStatement, 'values'> = {
-  name: 'ferry_outbox_append_many',
-  text: `
-  WITH appended AS (
-    INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
-    SELECT m.id, m.channel, m.key, m.headers, m.body
-      FROM json_to_recordset($1::json) AS m(id uuid, channel text, key text, headers jsonb, body text)
-    RETURNING 1
-  )${WAKE_WAITING_RELAY}`,
+const APPEND_MANY = {
+  checked: {
+    name: 'ferry_outbox_append_many',
+    text: `WITH appended AS (${INSERT_MANY} RETURNING 1)${WAKE_WAITING_RELAY}`,
+  },
+  unchecked: { name: 'ferry_outbox_append_many_quiet', text: INSERT_MANY },
 };
 
 /**
- * The statement that appends `messages` (at least one) to the outbox in one round trip, and
- * wakes a waiting relay. A busy relay is not notified: NOTIFY serialises commits database-wide,
- * which would cost every business transaction its group commit.
+ * The statement that appends `messages` (at least one) to the outbox in one round trip. Checked
+ * (the default), it also wakes a waiting relay and answers one row, `waiting`; unchecked, it
+ * only inserts (see {@link RelayWakeState} for when that is safe). A busy relay is not notified:
+ * NOTIFY serialises commits database-wide, which would cost every business transaction its group
+ * commit.
  */
-export function appendStatement(messages: readonly WireMessage[]): NamedStatement {
+export function appendStatement(messages: readonly WireMessage[], checked = true): NamedStatement {
   if (messages.length === 1) {
     const m = messages[0]!;
+    const statement = checked ? APPEND_ONE.checked : APPEND_ONE.unchecked;
     return {
-      name: APPEND_ONE.name,
-      text: APPEND_ONE.text,
+      name: statement.name,
+      text: statement.text,
       values: [m.id, m.channel, m.partitionKey, JSON.stringify(m.headers), m.body],
     };
   }
@@ -73,7 +82,20 @@ export function appendStatement(messages: readonly WireMessage[]): NamedStatemen
     headers: m.headers,
     body: m.body,
   }));
-  return { name: APPEND_MANY.name, text: APPEND_MANY.text, values: [JSON.stringify(rows)] };
+  const statement = checked ? APPEND_MANY.checked : APPEND_MANY.unchecked;
+  return { name: statement.name, text: statement.text, values: [JSON.stringify(rows)] };
+}
+
+/**
+ * The append of `messages` in a transaction Ferry opened: unchecked while `wake` says a recent
+ * check found no relay waiting; otherwise checked, its answer recorded in `wake`.
+ */
+function appendFor(messages: readonly WireMessage[], wake: RelayWakeState | undefined): LeadingStatement {
+  if (wake?.quiet) return appendStatement(messages, false);
+  const statement = appendStatement(messages);
+  if (!wake) return statement;
+  const sentAt = performance.now();
+  return { ...statement, onRow: (fields) => wake.observed(fields[0] === 't', sentAt) };
 }
 
 interface Deferral {
@@ -116,8 +138,9 @@ type AnyQuery = (...args: unknown[]) => unknown;
  */
 export function deferringTransaction(
   client: pg.PoolClient,
-  options: { begun: boolean },
+  options: { begun: boolean; wake?: RelayWakeState | undefined },
 ): DeferringTransaction {
+  const { wake } = options;
   const deferral: Deferral = { pending: [] };
   let begun = options.begun;
   const send = client.query.bind(client) as AnyQuery;
@@ -132,7 +155,7 @@ export function deferringTransaction(
       leading.push(BEGIN);
     }
     const appendAt =
-      deferral.pending.length > 0 ? leading.push(appendStatement(deferral.pending.splice(0))) - 1 : -1;
+      deferral.pending.length > 0 ? leading.push(appendFor(deferral.pending.splice(0), wake)) - 1 : -1;
     if (leading.length === 0) return send(...args);
     const config = pipelinable(args);
     // One request: what leads, then the caller's statement if it can go along (see LeadingThen).
@@ -177,13 +200,17 @@ export function deferringTransaction(
       const messages = deferral.pending.splice(0);
       if (!begun) {
         // No statement ran: the appends alone are one statement, atomic without BEGIN.
-        if (messages.length > 0) await client.query(appendStatement(messages));
+        if (messages.length > 0) {
+          const statement = appendFor(messages, wake);
+          const { rows } = await client.query<{ waiting: boolean }>(statement);
+          if (rows[0]) statement.onRow?.([rows[0].waiting ? 't' : 'f']);
+        }
         return;
       }
       const result =
         messages.length === 0
           ? await client.query('COMMIT')
-          : await submit(client, thenCommit(appendStatement(messages)));
+          : await submit(client, thenCommit(appendFor(messages, wake)));
       // COMMIT of a transaction an earlier statement aborted succeeds as a ROLLBACK.
       if (result.command === 'ROLLBACK') {
         throw new Error('the transaction was rolled back: a statement in it failed and the error was caught');

@@ -9,6 +9,7 @@ import { withTransaction } from '../database.js';
 import { messagingMigrations } from '../migrations/messaging.migrations.js';
 import { migrate } from '../migrations/migrate.js';
 import { PostgresOutbox } from './postgres-outbox.js';
+import { relayWakeStateOf } from './relay-wake-state.js';
 
 const OrderCreated = defineEvent('OrderCreated', z.object({ orderId: z.string() }), 'Order');
 
@@ -268,25 +269,89 @@ for (const target of postgresTargets()) {
       expect(await rows('caught-1')).toEqual({ orders: 0, outbox: [] });
     });
 
-    it('wakes a waiting relay with NOTIFY, and leaves a busy one alone (no commit-serialising NOTIFY)', async () => {
+    /** Counts the relay wake-ups (NOTIFY on the outbox channel) from now on. */
+    const listenForWakeUps = async () => {
       const listener = new pg.Client({ connectionString: db().url });
       await listener.connect();
       let notifications = 0;
       listener.on('notification', () => notifications++);
       await listener.query('LISTEN ferry_outbox');
+      return { count: () => notifications, end: () => listener.end() };
+    };
+
+    it('wakes a waiting relay with NOTIFY, and leaves a busy one alone (no commit-serialising NOTIFY)', async () => {
+      const wakeUps = await listenForWakeUps();
       const send = (id: string) =>
         withTransaction(pool, (tx) =>
           messaging.publishEvents(tx, { type: 'Order', id }, [event(OrderCreated, { orderId: id })]),
         );
-      await pool.query('UPDATE ferry.relay_state SET waiting_until = NULL');
-      await send('busy-1');
-      await pool.query(
-        "UPDATE ferry.relay_state SET waiting_until = clock_timestamp() + interval '1 minute'",
-      );
-      await send('waiting-1');
-      await new Promise((r) => setTimeout(r, 100));
-      await listener.end();
-      expect(notifications).toBe(1);
+      // Every append checks here (the quiet window is the next test's).
+      const wake = relayWakeStateOf(pool);
+      wake.quietForMs = 0;
+      try {
+        await pool.query('UPDATE ferry.relay_state SET waiting_until = NULL');
+        await send('busy-1');
+        await pool.query(
+          "UPDATE ferry.relay_state SET waiting_until = clock_timestamp() + interval '1 minute'",
+        );
+        await send('waiting-1');
+        await new Promise((r) => setTimeout(r, 100));
+        expect(wakeUps.count()).toBe(1);
+      } finally {
+        await wakeUps.end();
+        await pool.query('UPDATE ferry.relay_state SET waiting_until = NULL');
+        wake.quietForMs = 10;
+      }
+    });
+
+    it('skips the wake-up check for the quiet window after a check found no relay waiting, and checks again after it', async () => {
+      const wakeUps = await listenForWakeUps();
+      const wake = relayWakeStateOf(pool);
+      const forget = () => wake.observed(true, 0); // as after a check that found a relay waiting
+      /** An order and its event: the append goes ahead of the COMMIT, in its request. */
+      const placeOrder = (id: string) =>
+        withTransaction(pool, async (tx) => {
+          await tx.query('INSERT INTO orders VALUES ($1)', [id]);
+          await messaging.publishEvents(tx, { type: 'Order', id }, [event(OrderCreated, { orderId: id })]);
+        });
+      // A window long enough that a slow machine's round trips stay inside it.
+      wake.quietForMs = 60_000;
+      try {
+        await pool.query('UPDATE ferry.relay_state SET waiting_until = NULL');
+        // Checked, through both ways an append leaves: alone, and ahead of the COMMIT.
+        forget();
+        await withTransaction(pool, (tx) =>
+          messaging.publishEvents(tx, { type: 'Order', id: 'quiet-1' }, [
+            event(OrderCreated, { orderId: 'quiet-1' }),
+          ]),
+        );
+        expect(wake.quiet).toBe(true);
+        forget();
+        await placeOrder('quiet-2');
+        expect(wake.quiet).toBe(true);
+
+        // A relay announces that it waits: within the window, appends do not look (the relay's
+        // second look finds their rows), and they are written all the same.
+        await pool.query(
+          "UPDATE ferry.relay_state SET waiting_until = clock_timestamp() + interval '1 minute'",
+        );
+        await placeOrder('quiet-3');
+        await new Promise((r) => setTimeout(r, 100));
+        expect(wakeUps.count()).toBe(0);
+        expect(await rows('quiet-3')).toMatchObject({ orders: 1, outbox: [{ partition_key: 'quiet-3' }] });
+
+        // Once the window has passed, the next append checks, wakes the relay and stops skipping.
+        wake.quietForMs = 0;
+        forget();
+        await placeOrder('quiet-4');
+        await new Promise((r) => setTimeout(r, 100));
+        expect(wakeUps.count()).toBe(1);
+        expect(wake.quiet).toBe(false);
+      } finally {
+        await wakeUps.end();
+        await pool.query('UPDATE ferry.relay_state SET waiting_until = NULL');
+        wake.quietForMs = 10;
+      }
     });
 
     it('refuses the pool in place of a transaction', async () => {
