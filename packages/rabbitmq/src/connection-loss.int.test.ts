@@ -1,9 +1,8 @@
 import type { RabbitMqBroker, RabbitMqEvent } from '@ferry/rabbitmq';
-import { deferred, sleep, uniqueChannel, waitFor, wire } from '@ferry/testing';
+import { deferred, sleep, TcpProxy, uniqueChannel, waitFor, wire } from '@ferry/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RabbitMqPublishError } from './confirm.publisher.js';
 import { rabbitFixture } from './testing/rabbitmq-fixture.js';
-import { TcpProxy } from './testing/tcp-proxy.js';
 
 const url = inject('servers').rabbitmq;
 

@@ -55,13 +55,19 @@ export class PostgresBroker implements Broker {
   static async connect(options: PostgresBrokerOptions): Promise<PostgresBroker> {
     const pool = new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 10 });
     pool.on('error', () => {}); // idle client errors surface on the next query
-    await migrate(pool, 'ferry-broker', brokerMigrations);
     let broker: PostgresBroker | undefined;
     const listener = new PgListener(options.connectionString, BROKER_NOTIFY_CHANNEL, (channel) =>
       broker?.notified(channel),
     );
+    try {
+      await migrate(pool, 'ferry-broker', brokerMigrations);
+      await listener.start();
+    } catch (error) {
+      // Nothing left open: a caller that retries the connect does not pile up pools.
+      await pool.end().catch(() => {});
+      throw error;
+    }
     broker = new PostgresBroker(pool, listener, options);
-    await listener.start();
     broker.#purgeTimer = setInterval(() => void broker?.purge().catch(() => {}), 60_000);
     broker.#purgeTimer.unref();
     return broker;

@@ -3,11 +3,14 @@ import pg from 'pg';
 /**
  * A dedicated connection that LISTENs on a PostgreSQL channel and calls `onNotify`; it
  * reconnects after losing the connection (calling `onNotify` then too, since notifications
- * may have been missed meanwhile).
+ * may have been missed meanwhile). One connection at a time: a lost connection schedules one
+ * reconnection attempt, and a failed attempt the next, however many ways the loss is reported.
  */
 export class PgListener {
   #client: pg.Client | undefined;
-  #stopped = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** True from a successful start until stop: only then is a lost connection made again. */
+  #listening = false;
   #connected = false;
 
   constructor(
@@ -21,14 +24,17 @@ export class PgListener {
     return this.#connected;
   }
 
+  /** Connects and LISTENs; rejects (and leaves nothing open or retrying) if that fails. */
   async start(): Promise<void> {
-    this.#stopped = false;
     await this.#connect();
+    this.#listening = true;
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
+    this.#listening = false;
     this.#connected = false;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     const client = this.#client;
     this.#client = undefined;
     await client?.end().catch(() => {});
@@ -37,33 +43,39 @@ export class PgListener {
   async #connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.connectionString });
     client.on('notification', (n) => this.onNotify(n.payload ?? ''));
-    client.on('error', () => this.#reconnect(client));
-    client.on('end', () => this.#reconnect(client));
+    // node-postgres may report one loss as an error, an end, a rejected call, or all of them.
+    client.on('error', () => this.#lost(client));
+    client.on('end', () => this.#lost(client));
     this.#client = client;
-    await client.connect();
-    await client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`);
-    this.#connected = true;
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`);
+    } catch (error) {
+      this.#lost(client);
+      throw error;
+    }
+    if (this.#client === client) this.#connected = true;
   }
 
-  #reconnect(client: pg.Client): void {
-    if (this.#stopped || client !== this.#client) return;
-    this.#connected = false;
+  /** The connection `client` is gone: end it and, if it is the current one, try again later. */
+  #lost(client: pg.Client): void {
+    if (client !== this.#client) return; // an earlier connection, or this loss already handled
     this.#client = undefined;
+    this.#connected = false;
     void client.end().catch(() => {});
-    this.#retry();
+    if (this.#listening) this.#retry();
   }
 
   #retry(): void {
-    setTimeout(() => {
-      if (this.#stopped) return;
-      this.#connect()
-        .then(() => this.onNotify(''))
-        .catch(() => {
-          const failed = this.#client;
-          this.#client = undefined;
-          void failed?.end().catch(() => {});
-          this.#retry();
-        });
+    if (this.#retryTimer) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (!this.#listening || this.#client) return;
+      // A failed attempt has already scheduled the next one (#lost).
+      this.#connect().then(
+        () => this.onNotify(''),
+        () => {},
+      );
     }, this.retryMs);
   }
 }

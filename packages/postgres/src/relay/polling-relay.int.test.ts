@@ -1,5 +1,5 @@
 import { event, Messaging, newMessageId } from '@ferry/core';
-import { waitFor } from '@ferry/testing';
+import { TcpProxy, waitFor } from '@ferry/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresTargets, useTestDatabase } from '../../../../test/pg-test-database.js';
@@ -58,6 +58,32 @@ for (const target of postgresTargets()) {
       await sub.close();
       await relay.stop();
       expect(got[0]! - sentAt).toBeLessThan(1000);
+    });
+
+    it('a start that failed (its listener could not connect) can be retried, and the relay then runs', async () => {
+      const url = new URL(service().url);
+      url.searchParams.delete('host');
+      const proxy = await TcpProxy.start(url.hostname, Number(url.port) || 5432);
+      const relay = new PollingRelay({ pool, connectionString: proxy.route(url.toString()), broker });
+      const got: number[] = [];
+      const sub = await broker.subscribe({ channel: 'Retried', group: 'g' }, async (d) => {
+        got.push(JSON.parse(d.message.body).n);
+      });
+      try {
+        proxy.refuse();
+        await expect(relay.start()).rejects.toThrow();
+        expect(relay.isRunning()).toBe(false);
+        proxy.accept();
+        await relay.start();
+        expect(relay.isRunning()).toBe(true);
+        await publish('Retried', 'k', 7);
+        await waitFor(() => got.length === 1, 'delivery', 5000);
+        expect(got).toEqual([7]);
+      } finally {
+        await sub.close();
+        await relay.stop();
+        await proxy.close();
+      }
     });
 
     it('finds at its second look a row whose producer straddled its announcement (so sent no NOTIFY), not at the next poll', async () => {

@@ -102,8 +102,9 @@ export class PollingRelay implements MessageRelay {
 
   async start(): Promise<void> {
     if (this.#running) return;
-    this.#running = true;
+    // Running only once listening: a start that fails can be retried.
     await this.#listener.start();
+    this.#running = true;
     this.#loop = this.#run();
     const purgeEvery = this.options.purgeIntervalMs ?? 60_000;
     this.#purgeTimer = setInterval(() => void this.purge().catch(() => {}), purgeEvery);

@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
 /**
- * A TCP proxy for tests that cut a client off from RabbitMQ without touching the shared server:
+ * A TCP proxy for tests that cut a client off from a shared server (RabbitMQ, PostgreSQL) without touching it:
  * `sever()` drops every connection through it, `refuse()` also turns new ones away until
  * `accept()`. Both sides see the connection end, as when a network link or a process dies.
  */
