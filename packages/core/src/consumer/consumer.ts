@@ -148,15 +148,24 @@ export class MessageConsumer<Tx> {
     return this;
   }
 
-  /** Subscribes to every channel with a handler. */
+  /**
+   * Subscribes to every channel with a handler. If one subscription fails, those already made
+   * are closed again before the error is thrown: a consumer whose start failed takes nothing,
+   * and its start can be retried.
+   */
   async start(): Promise<void> {
     this.#stopping = false;
-    for (const channel of this.channels) {
-      const subscription = await this.options.broker.subscribe(
-        { channel, group: this.options.group, concurrency: this.options.concurrency },
-        (delivery) => this.#deliver(channel, delivery),
-      );
-      this.#subscriptions.push(subscription);
+    try {
+      for (const channel of this.channels) {
+        const subscription = await this.options.broker.subscribe(
+          { channel, group: this.options.group, concurrency: this.options.concurrency },
+          (delivery) => this.#deliver(channel, delivery),
+        );
+        this.#subscriptions.push(subscription);
+      }
+    } catch (error) {
+      await this.stop().catch(() => {});
+      throw error;
     }
   }
 

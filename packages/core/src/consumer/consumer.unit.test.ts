@@ -208,6 +208,30 @@ describe('MessageConsumer', () => {
     await consumer.stop();
   });
 
+  it('a start that fails part-way takes nothing, and can be retried', async () => {
+    const { consumer, messaging, broker, effects } = setup(async () => {});
+    // The second channel's subscription fails once, as when the broker goes away mid-start.
+    const subscribe = broker.subscribe.bind(broker);
+    let refuse = true;
+    broker.subscribe = async (options, handler) => {
+      if (options.channel === 'Order' && refuse) {
+        refuse = false;
+        throw new Error('broker unreachable');
+      }
+      return subscribe(options, handler);
+    };
+    await expect(consumer.start()).rejects.toThrow('broker unreachable');
+    await place(messaging, 'o-5');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(effects).toEqual([]); // the first channel's subscription was closed again
+    await consumer.start();
+    await waitFor(() => effects.includes('o-5'), 'the message, once started');
+    await place(messaging, 'o-6');
+    await waitFor(() => effects.includes('o-6'), 'the next message');
+    expect(effects).toEqual(['o-5', 'o-6']);
+    await consumer.stop();
+  });
+
   it('replays a dead letter: the group that failed handles it, groups that handled it skip it', async () => {
     let broken = true;
     const { consumer, messaging, deadLetters, effects } = setup(async () => {
