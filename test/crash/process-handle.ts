@@ -15,6 +15,12 @@ export class ProcessHandle {
     private readonly env: Record<string, string>,
   ) {}
 
+  /** Whether the process runs: started, and not exited. */
+  get running(): boolean {
+    const child = this.#child;
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
+  }
+
   /** Starts the process and waits for it to print its `<role> ready` line. */
   async start(): Promise<void> {
     const child = spawn(process.execPath, ['--import', 'tsx', this.script], {

@@ -1,6 +1,7 @@
 import { fromWire, MalformedMessageError, type Message, type WireMessage } from '../messaging/message.js';
 import { MessageRegistry, type MessageType, type PayloadOf } from '../messaging/message-type.js';
 import { formatIssues } from '../messaging/standard-schema.js';
+import { positiveInteger } from '../options/positive-integer.js';
 import type { Broker, Delivery, Subscription } from '../ports/broker.port.js';
 import type { DeadLetterStore } from '../ports/dead-letter.port.js';
 import type { Inbox } from '../ports/inbox.port.js';
@@ -81,6 +82,12 @@ export interface ConsumerOptions<Tx> {
    * always transient. Default: none of the handler's errors are.
    */
   readonly isTransient?: (error: unknown) => boolean;
+  /**
+   * A message the broker reports handed out this many times to consumers that stopped before
+   * settling it (see `Delivery.abandoned`) is dead-lettered without running its handler again:
+   * one that crashes its process would otherwise crash every process that takes it. Default 5.
+   */
+  readonly maxAbandoned?: number;
   /** Injected for tests. */
   readonly sleep?: (ms: number) => Promise<void>;
 }
@@ -89,6 +96,9 @@ interface Route<Tx> {
   readonly type: MessageType;
   readonly handler: MessageHandler<Tx>;
 }
+
+/** Default of `maxAbandoned`. */
+const DEFAULT_MAX_ABANDONED = 5;
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -114,6 +124,7 @@ export class MessageConsumer<Tx> {
   constructor(private readonly options: ConsumerOptions<Tx>) {
     this.#policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.#sleep = options.sleep ?? defaultSleep;
+    if (options.maxAbandoned !== undefined) positiveInteger(options.maxAbandoned, 'maxAbandoned');
   }
 
   get group(): string {
@@ -186,6 +197,14 @@ export class MessageConsumer<Tx> {
 
   async #deliver(channel: string, delivery: Delivery): Promise<void> {
     const wire = delivery.message;
+    const abandoned = delivery.abandoned ?? 0;
+    if (abandoned >= (this.options.maxAbandoned ?? DEFAULT_MAX_ABANDONED)) {
+      return this.#deadLetter(
+        wire,
+        `abandoned ${abandoned} times: each consumer that took it stopped (crashed or lost its lease) before settling it; not run again`,
+        abandoned,
+      );
+    }
     let message: Message;
     try {
       message = fromWire(wire);

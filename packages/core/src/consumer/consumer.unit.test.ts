@@ -232,6 +232,37 @@ describe('MessageConsumer', () => {
     await consumer.stop();
   });
 
+  it('dead-letters without running it a message the broker reports abandoned maxAbandoned times, and runs one reported fewer', async () => {
+    const ran: string[] = [];
+    const { consumer, messaging, broker, deadLetters } = setup(async (orderId) => {
+      ran.push(orderId);
+    });
+    // The broker hands the consumer each message with the abandoned count a crash loop would give it.
+    const subscribe = broker.subscribe.bind(broker);
+    const counts = new Map([
+      ['o-crash', 5],
+      ['o-once', 4],
+    ]);
+    broker.subscribe = (options, handler) =>
+      subscribe(options, (delivery) =>
+        handler({
+          ...delivery,
+          abandoned: counts.get(JSON.parse(delivery.message.body).orderId as string),
+        }),
+      );
+    await consumer.start();
+    await place(messaging, 'o-crash');
+    await place(messaging, 'o-once');
+    await waitFor(() => ran.includes('o-once'), 'the message abandoned fewer times');
+    await waitFor(() => consumer.stats.deadLettered === 1, 'the dead letter');
+    expect(ran).toEqual(['o-once']);
+    const [dead] = await deadLetters.list();
+    expect(JSON.parse(dead!.message.body).orderId).toBe('o-crash');
+    expect(dead!.reason).toMatch(/^abandoned 5 times: each consumer that took it stopped/);
+    expect(dead!.attempts).toBe(5);
+    await consumer.stop();
+  });
+
   it('replays a dead letter: the group that failed handles it, groups that handled it skip it', async () => {
     let broken = true;
     const { consumer, messaging, deadLetters, effects } = setup(async () => {

@@ -38,6 +38,13 @@ export interface Delivery {
   readonly message: WireMessage;
   /** 1 on first delivery, more when the broker redelivers. */
   readonly deliveryCount: number;
+  /**
+   * Times the message was handed to a consumer that then stopped (crashed, or lost its lease)
+   * before settling it, where the broker can tell (the PostgreSQL broker does). A message that
+   * kills every process that handles it comes back with a growing count; the consumer
+   * dead-letters it past `maxAbandoned` instead of running it again.
+   */
+  readonly abandoned?: number;
 }
 
 /** Resolve to acknowledge; reject to have the message delivered again later. */

@@ -48,6 +48,8 @@ export class GroupMember implements PartitionWorkerHost, Subscription {
   /** Workers waiting for the next fetch, and whether one runs. */
   readonly #wanted = new Set<PartitionWorker>();
   #fetching = false;
+  /** Per partition taken over from a member that stopped: messages still to hand out carefully. */
+  readonly #careful = new Map<number, number>();
 
   constructor(
     readonly pool: pg.Pool,
@@ -151,6 +153,16 @@ export class GroupMember implements PartitionWorkerHost, Subscription {
     }
   }
 
+  careful(partition: number): number {
+    return this.#careful.get(partition) ?? 0;
+  }
+
+  handledCarefully(partition: number): void {
+    const left = (this.#careful.get(partition) ?? 0) - 1;
+    if (left > 0) this.#careful.set(partition, left);
+    else this.#careful.delete(partition);
+  }
+
   lost(worker: PartitionWorker): void {
     if (this.#workers.get(worker.partition) === worker) this.#workers.delete(worker.partition);
   }
@@ -160,7 +172,7 @@ export class GroupMember implements PartitionWorkerHost, Subscription {
     for (let deliveryCount = 1; ; deliveryCount++) {
       if (!worker.usable) return worker.dropped();
       try {
-        await this.handler({ message: item.message, deliveryCount });
+        await this.handler({ message: item.message, deliveryCount, abandoned: item.abandoned });
         return worker.settled(item.seq);
       } catch {
         // Retried in place so that later messages of the key keep waiting behind it.
@@ -218,16 +230,31 @@ export class GroupMember implements PartitionWorkerHost, Subscription {
       const extras = [...this.#workers.keys()].sort((a, b) => b - a).slice(0, this.#workers.size - share);
       await Promise.all(extras.map((partition) => this.#release(partition)));
     } else if (this.#workers.size < share) {
-      const { rows: claimed } = await this.pool.query<{ partition: number; committed_seq: string }>(
-        `UPDATE ferry_broker.offsets o SET owner = $3, lease_until = now() + make_interval(secs => $4)
-          WHERE (o.channel, o.group_name, o.partition) IN (
-            SELECT channel, group_name, partition FROM ferry_broker.offsets
-             WHERE channel = $1 AND group_name = $2 AND (owner IS NULL OR lease_until < now())
-             ORDER BY partition LIMIT $5 FOR UPDATE SKIP LOCKED)
-          RETURNING o.partition, o.committed_seq`,
-        [this.channel, this.group, this.memberId, leaseSeconds, share - this.#workers.size],
+      // A partition whose owner stopped without giving it back (its lease ran out) is taken over
+      // carefully: the messages that owner may have had in flight (past the committed offset,
+      // up to a window) are handed out one at a time (see PartitionWorker).
+      const { rows: claimed } = await this.pool.query<{
+        partition: number;
+        committed_seq: string;
+        careful: string;
+      }>(
+        `WITH claimable AS (
+           SELECT channel, group_name, partition, owner FROM ferry_broker.offsets
+            WHERE channel = $1 AND group_name = $2 AND (owner IS NULL OR lease_until < now())
+            ORDER BY partition LIMIT $5 FOR UPDATE SKIP LOCKED)
+         UPDATE ferry_broker.offsets o SET owner = $3, lease_until = now() + make_interval(secs => $4)
+           FROM claimable c
+          WHERE o.channel = c.channel AND o.group_name = c.group_name AND o.partition = c.partition
+         RETURNING o.partition, o.committed_seq,
+           CASE WHEN c.owner IS NULL THEN 0 ELSE LEAST($6::bigint, GREATEST(0, coalesce(
+             (SELECT p.next_seq - 1 FROM ferry_broker.partitions p
+               WHERE p.channel = o.channel AND p.partition = o.partition), 0) - o.committed_seq)) END AS careful`,
+        [this.channel, this.group, this.memberId, leaseSeconds, share - this.#workers.size, this.windowSize],
       );
       for (const row of claimed) {
+        const careful = Number(row.careful);
+        if (careful > 0) this.#careful.set(row.partition, careful);
+        else this.#careful.delete(row.partition);
         const worker = new PartitionWorker(this, row.partition, BigInt(row.committed_seq), deadline);
         this.#workers.set(row.partition, worker);
         worker.fetch();

@@ -51,4 +51,15 @@ export const brokerMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'offsets-hand-outs-after-takeover',
+    sql: `
+      -- The message a member handing out carefully (after taking a partition over from a member
+      -- that stopped) last recorded as handed out, and how many times in a row it did.
+      ALTER TABLE ferry_broker.offsets
+        ADD COLUMN suspect_seq bigint,
+        ADD COLUMN suspect_handouts int NOT NULL DEFAULT 0;
+    `,
+  },
 ];
