@@ -21,7 +21,7 @@ const MAX_ABANDONED = 3;
  * orchestrator would.
  */
 describe('crash loop: a message that kills its consumer process (PostgreSQL broker)', () => {
-  it('invariant: failures never stop a consumer: the message is dead-lettered after maxAbandoned hand-outs, and the rest flow', async () => {
+  it('invariant: one bad message never stops a consumer: one that kills its process is dead-lettered after maxAbandoned hand-outs, and the rest flow', async () => {
     const admin = inject('embeddedPostgresUrl');
     const suffix = `${process.pid}_${Date.now().toString(36)}`;
     const names = { broker: `poison_broker_${suffix}`, consumer: `poison_consumer_${suffix}` };
