@@ -167,7 +167,7 @@ export class PartitionWorker {
       ])
       .then(({ rows: recorded }) => {
         if (recorded.length === 0 || !this.usable) return this.dropped(); // the lease is gone
-        this.host.dispatch({
+        host.dispatch({
           worker: this,
           seq,
           message: this.#wireOf(row),

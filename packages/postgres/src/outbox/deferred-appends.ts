@@ -199,12 +199,9 @@ export function deferringTransaction(
       if (deferral.failure !== undefined) throw deferral.failure;
       const messages = deferral.pending.splice(0);
       if (!begun) {
-        // No statement ran: the appends alone are one statement, atomic without BEGIN.
-        if (messages.length > 0) {
-          const statement = appendFor(messages, wake);
-          const { rows } = await client.query<{ waiting: boolean }>(statement);
-          if (rows[0]) statement.onRow?.([rows[0].waiting ? 't' : 'f']);
-        }
+        // No statement ran: the appends alone are one statement, atomic without BEGIN; sent the
+        // way the leading appends are, so its wake-up answer reaches `wake` the same way.
+        if (messages.length > 0) await submit(client, new LeadingThen([appendFor(messages, wake)]));
         return;
       }
       const result =

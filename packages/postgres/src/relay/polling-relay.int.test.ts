@@ -8,7 +8,7 @@ import { withTransaction } from '../database.js';
 import { messagingMigrations } from '../migrations/messaging.migrations.js';
 import { migrate } from '../migrations/migrate.js';
 import { PostgresOutbox } from '../outbox/postgres-outbox.js';
-import { PollingRelay } from './polling-relay.js';
+import { PollingRelay, type PollingRelayOptions } from './polling-relay.js';
 import { Noted, RecordingBroker } from './relay.fixtures.js';
 
 for (const target of postgresTargets()) {
@@ -33,18 +33,16 @@ for (const target of postgresTargets()) {
       withTransaction(pool, (tx) =>
         messaging.publishEvents(tx, { type: channel, id: key }, [event(Noted, { n })]),
       );
+    /** A relay on the service database and the broker, with `options` laid over. */
+    const relayWith = (options: Partial<PollingRelayOptions> = {}) =>
+      new PollingRelay({ pool, connectionString: service().url, broker, ...options });
     const unpublished = async () =>
       Number(
         (await pool.query('SELECT count(*) AS n FROM ferry.outbox WHERE published_at IS NULL')).rows[0].n,
       );
 
     it('wakes on NOTIFY: a committed message leaves in milliseconds, not a poll interval', async () => {
-      const relay = new PollingRelay({
-        pool,
-        connectionString: service().url,
-        broker,
-        pollIntervalMs: 60_000,
-      });
+      const relay = relayWith({ pollIntervalMs: 60_000 });
       await relay.start();
       const got: number[] = [];
       const sub = await broker.subscribe(
@@ -64,7 +62,7 @@ for (const target of postgresTargets()) {
       const url = new URL(service().url);
       url.searchParams.delete('host');
       const proxy = await TcpProxy.start(url.hostname, Number(url.port) || 5432);
-      const relay = new PollingRelay({ pool, connectionString: proxy.route(url.toString()), broker });
+      const relay = relayWith({ connectionString: proxy.route(url.toString()) });
       const got: number[] = [];
       const sub = await broker.subscribe({ channel: 'Retried', group: 'g' }, async (d) => {
         got.push(JSON.parse(d.message.body).n);
@@ -87,13 +85,7 @@ for (const target of postgresTargets()) {
     });
 
     it('finds at its second look a row whose producer straddled its announcement (so sent no NOTIFY), not at the next poll', async () => {
-      const relay = new PollingRelay({
-        pool,
-        connectionString: service().url,
-        broker,
-        pollIntervalMs: 60_000,
-        secondLookMs: 1000,
-      });
+      const relay = relayWith({ pollIntervalMs: 60_000, secondLookMs: 1000 });
       const got: string[] = [];
       const sub = await broker.subscribe({ channel: 'Straddle', group: 'g' }, async ({ message }) => {
         got.push(message.id);
@@ -129,12 +121,7 @@ for (const target of postgresTargets()) {
     it('marks rows published only after the broker acknowledged them, and retries after an outage', async () => {
       const switchable = new RecordingBroker(broker);
       switchable.down = true;
-      const relay = new PollingRelay({
-        pool,
-        connectionString: service().url,
-        broker: switchable,
-        pollIntervalMs: 100,
-      });
+      const relay = relayWith({ broker: switchable, pollIntervalMs: 100 });
       await relay.start();
       for (let n = 0; n < 5; n++) await publish('Outage', 'k', n);
       await waitFor(() => switchable.attempts >= 2, 'failed attempts', 5000);
@@ -153,16 +140,12 @@ for (const target of postgresTargets()) {
     });
 
     it('keeps per-key order with three relays running at once', async () => {
-      const relays = [1, 2, 3].map(
-        (i) =>
-          new PollingRelay({
-            pool,
-            connectionString: service().url,
-            broker,
-            batchSize: 7,
-            name: `relay-${i}`,
-            onEvent: (e) => e.kind === 'publish-failed' && console.error(e.error),
-          }),
+      const relays = [1, 2, 3].map((i) =>
+        relayWith({
+          batchSize: 7,
+          name: `relay-${i}`,
+          onEvent: (e) => e.kind === 'publish-failed' && console.error(e.error),
+        }),
       );
       const seen = new Map<string, number[]>();
       const sub = await broker.subscribe({ channel: 'Many', group: 'g', concurrency: 16 }, async (d) => {
@@ -188,7 +171,7 @@ for (const target of postgresTargets()) {
     });
 
     it('reports its lag and purges published rows after the retention', async () => {
-      const relay = new PollingRelay({ pool, connectionString: service().url, broker, retentionMs: 0 });
+      const relay = relayWith({ retentionMs: 0 });
       await publish('Lag', 'k', 1);
       const lag = await relay.lag();
       expect(lag.messages).toBeGreaterThanOrEqual(1);
