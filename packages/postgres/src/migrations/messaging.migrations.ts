@@ -63,4 +63,14 @@ export const messagingMigrations: readonly Migration[] = [
       INSERT INTO ferry.relay_state (id, waiting_until) VALUES (1, NULL);
     `,
   },
+  {
+    version: 3,
+    name: 'outbox-headers-as-text',
+    sql: `
+      -- Every business transaction writes an outbox row, and jsonb input (parse, sort, build the
+      -- binary form) was the largest part of its cost on the server; relays only read the headers
+      -- back whole, and parse them in Node. Decision 0005, third addendum.
+      ALTER TABLE ferry.outbox ALTER COLUMN headers TYPE text USING headers::text;
+    `,
+  },
 ];

@@ -38,7 +38,7 @@ const INSERT_ONE = `INSERT INTO ferry.outbox (message_id, channel, partition_key
     VALUES ($1, $2, $3, $4, $5)`;
 const INSERT_MANY = `INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
     SELECT m.id, m.channel, m.key, m.headers, m.body
-      FROM json_to_recordset($1::json) AS m(id uuid, channel text, key text, headers jsonb, body text)`;
+      FROM json_to_recordset($1::json) AS m(id uuid, channel text, key text, headers text, body text)`;
 
 /** One message: a plain VALUES row, the cheapest insert for the server to plan and run. */
 const APPEND_ONE = {

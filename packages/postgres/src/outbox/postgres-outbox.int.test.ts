@@ -38,7 +38,7 @@ for (const target of postgresTargets()) {
     const rows = async (id: string) => {
       const orders = await pool.query('SELECT 1 FROM orders WHERE id = $1', [id]);
       const outbox = await pool.query(
-        "SELECT channel, partition_key, headers->>'type' AS type FROM ferry.outbox WHERE partition_key = $1",
+        "SELECT channel, partition_key, headers::jsonb->>'type' AS type FROM ferry.outbox WHERE partition_key = $1",
         [id],
       );
       return { orders: orders.rowCount, outbox: outbox.rows };

@@ -22,7 +22,8 @@ export interface OutboxRow {
   message_id: string;
   channel: string;
   partition_key: string;
-  headers: Record<string, string>;
+  /** The headers' JSON text (the column is text: see messaging migration 3). */
+  headers: string;
   body: string;
 }
 
@@ -32,7 +33,7 @@ export function wireOf(row: OutboxRow): WireMessage {
     id: row.message_id,
     channel: row.channel,
     partitionKey: row.partition_key,
-    headers: row.headers,
+    headers: JSON.parse(row.headers) as Record<string, string>,
     body: row.body,
   };
 }

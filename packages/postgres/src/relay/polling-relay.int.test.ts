@@ -1,4 +1,4 @@
-import { event, Messaging, newMessageId } from '@ferry/core';
+import { event, MemoryBroker, Messaging, newMessageId, toWire } from '@ferry/core';
 import { TcpProxy, waitFor } from '@ferry/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -183,6 +183,48 @@ for (const target of postgresTargets()) {
       expect(purged).toBeGreaterThan(0);
       const left = await pool.query('SELECT published_at FROM ferry.outbox');
       expect(left.rows).toEqual([{ published_at: null }]);
+    });
+  });
+
+  describe(`outbox upgraded from jsonb headers (${target.name} server)`, () => {
+    const service = useTestDatabase(() => target.adminUrl, 'relay_upgrade');
+
+    it('relays rows written before the headers column became text, and after, with their headers intact', async () => {
+      const pool = new pg.Pool({ connectionString: service().url });
+      const broker = new RecordingBroker(new MemoryBroker());
+      try {
+        // A database as messaging migration 2 left it, holding a row a producer wrote then.
+        await migrate(pool, 'ferry-messaging', messagingMigrations.slice(0, 2));
+        const before = await new Messaging<null>({ append: async () => {} }).publishEvents(
+          null,
+          { type: 'Upgrade', id: 'k' },
+          [event(Noted, { n: 1 })],
+        );
+        const old = toWire(before[0]!);
+        await pool.query(
+          `INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
+           VALUES ($1, $2, $3, $4::jsonb, $5)`,
+          [old.id, old.channel, old.partitionKey, JSON.stringify(old.headers), old.body],
+        );
+        await migrate(pool, 'ferry-messaging', messagingMigrations);
+        const column = await pool.query(
+          "SELECT data_type FROM information_schema.columns WHERE table_schema = 'ferry' AND table_name = 'outbox' AND column_name = 'headers'",
+        );
+        expect(column.rows).toEqual([{ data_type: 'text' }]);
+        const [after] = await withTransaction(pool, (tx) =>
+          new Messaging(new PostgresOutbox()).publishEvents(tx, { type: 'Upgrade', id: 'k' }, [
+            event(Noted, { n: 2 }),
+          ]),
+        );
+        const relay = new PollingRelay({ pool, connectionString: service().url, broker });
+        while ((await relay.relayBatch()) > 0);
+        expect(broker.acknowledged.map((m) => [m.id, m.headers])).toEqual([
+          [old.id, old.headers],
+          [after!.id, toWire(after!).headers],
+        ]);
+      } finally {
+        await pool.end();
+      }
     });
   });
 }
