@@ -67,9 +67,9 @@ export const messagingMigrations: readonly Migration[] = [
     version: 3,
     name: 'outbox-headers-as-text',
     sql: `
-      -- Every business transaction writes an outbox row, and jsonb input (parse, sort, build the
-      -- binary form) was the largest part of its cost on the server; relays only read the headers
-      -- back whole, and parse them in Node. Decision 0005, third addendum.
+      -- Every business transaction writes an outbox row, and jsonb input (parse, sort the keys,
+      -- build the binary form) cost the server CPU in each for headers that relays only read back
+      -- whole and parse in Node. Decision 0005, third addendum.
       ALTER TABLE ferry.outbox ALTER COLUMN headers TYPE text USING headers::text;
     `,
   },
