@@ -193,33 +193,24 @@ for (const target of postgresTargets()) {
       const pool = new pg.Pool({ connectionString: service().url });
       const broker = new RecordingBroker(new MemoryBroker());
       try {
+        const messaging = new Messaging(new PostgresOutbox());
+        const publishNoted = (n: number) =>
+          withTransaction(pool, (tx) =>
+            messaging.publishEvents(tx, { type: 'Upgrade', id: 'k' }, [event(Noted, { n })]),
+          );
         // A database as messaging migration 2 left it, holding a row a producer wrote then.
         await migrate(pool, 'ferry-messaging', messagingMigrations.slice(0, 2));
-        const before = await new Messaging<null>({ append: async () => {} }).publishEvents(
-          null,
-          { type: 'Upgrade', id: 'k' },
-          [event(Noted, { n: 1 })],
-        );
-        const old = toWire(before[0]!);
-        await pool.query(
-          `INSERT INTO ferry.outbox (message_id, channel, partition_key, headers, body)
-           VALUES ($1, $2, $3, $4::jsonb, $5)`,
-          [old.id, old.channel, old.partitionKey, JSON.stringify(old.headers), old.body],
-        );
+        const [before] = await publishNoted(1);
         await migrate(pool, 'ferry-messaging', messagingMigrations);
         const column = await pool.query(
           "SELECT data_type FROM information_schema.columns WHERE table_schema = 'ferry' AND table_name = 'outbox' AND column_name = 'headers'",
         );
         expect(column.rows).toEqual([{ data_type: 'text' }]);
-        const [after] = await withTransaction(pool, (tx) =>
-          new Messaging(new PostgresOutbox()).publishEvents(tx, { type: 'Upgrade', id: 'k' }, [
-            event(Noted, { n: 2 }),
-          ]),
-        );
+        const [after] = await publishNoted(2);
         const relay = new PollingRelay({ pool, connectionString: service().url, broker });
         while ((await relay.relayBatch()) > 0);
         expect(broker.acknowledged.map((m) => [m.id, m.headers])).toEqual([
-          [old.id, old.headers],
+          [before!.id, toWire(before!).headers],
           [after!.id, toWire(after!).headers],
         ]);
       } finally {
