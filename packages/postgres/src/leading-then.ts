@@ -8,7 +8,23 @@ export interface LeadingStatement {
   readonly values?: readonly string[];
   /** Receives each row the statement answers, its fields as text (null for NULL). */
   readonly onRow?: ((fields: readonly (string | null)[]) => void) | undefined;
+  /**
+   * Named, without parameters, and prepared once per connection with Ferry, not node-postgres,
+   * keeping track (see {@link ConnectionStatements}): COMMIT. Any number may lead a request.
+   */
+  readonly preparedPerConnection?: true;
 }
+
+/**
+ * Whether each of Ferry's per-connection statements is prepared on a connection. node-postgres
+ * records one named statement per request (the query's `name`, on a ParseComplete), so Ferry
+ * keeps its own record for the others: `parsed` once a request that parsed the statement
+ * completed; `unsure` if it failed or never completed (the Parse may or may not have run), in
+ * which case the next use closes the statement (closing one that does not exist is no error)
+ * and parses it again.
+ */
+type ConnectionStatements = Map<string, 'parsed' | 'unsure'>;
+const preparedOn = new WeakMap<Connection, ConnectionStatements>();
 
 /**
  * What stands for the caller's statement when there is none: the Sync, and the outcome, whose
@@ -72,6 +88,8 @@ export class LeadingThen {
   #completed = 0;
   #lastTag = '';
   #failedLeading: number | undefined;
+  /** The per-connection statements this request parses, and the record to update when it ends. */
+  #parsing: { readonly prepared: ConnectionStatements; readonly names: string[] } | undefined;
 
   constructor(leading: readonly LeadingStatement[], config?: pg.QueryConfig) {
     let resolve!: (result: pg.QueryResult) => void;
@@ -80,7 +98,7 @@ export class LeadingThen {
       resolve = ok;
       reject = fail;
     });
-    const named = leading.filter((statement) => statement.name);
+    const named = leading.filter((statement) => statement.name && !statement.preparedPerConnection);
     if (named.length > 1) throw new Error('at most one leading statement may be named');
     this.#leading = leading;
     this.#named = named[0];
@@ -109,6 +127,10 @@ export class LeadingThen {
     connection.stream.cork?.();
     try {
       for (const statement of this.#leading) {
+        if (statement.preparedPerConnection) {
+          this.#preparedPerConnection(connection, statement);
+          continue;
+        }
         const name = statement.name ?? '';
         const parsed =
           name !== '' &&
@@ -128,6 +150,23 @@ export class LeadingThen {
     } finally {
       connection.stream.uncork?.();
     }
+  }
+
+  /** Bind and Execute of a per-connection statement, with Parse (and Close) when it may be missing. */
+  #preparedPerConnection(connection: Connection, statement: LeadingStatement): void {
+    const name = statement.name!;
+    const prepared = preparedOn.get(connection) ?? new Map();
+    preparedOn.set(connection, prepared);
+    const state = prepared.get(name);
+    if (state !== 'parsed') {
+      if (state === 'unsure') connection.close({ type: 'S', name });
+      connection.parse({ name, text: statement.text, types: [] });
+      prepared.set(name, 'unsure');
+      this.#parsing ??= { prepared, names: [] };
+      this.#parsing.names.push(name);
+    }
+    connection.bind({ statement: name, values: [] });
+    connection.execute({});
   }
 
   handleCommandComplete(message: unknown, connection: Connection): void {
@@ -168,6 +207,8 @@ export class LeadingThen {
   }
 
   handleReadyForQuery(connection: Connection): void {
+    // Reached only if nothing failed (after an error the client forgets the query): every Parse ran.
+    if (this.#parsing) for (const name of this.#parsing.names) this.#parsing.prepared.set(name, 'parsed');
     this.#inner.handleReadyForQuery(connection);
   }
 
@@ -180,7 +221,11 @@ export class LeadingThen {
   }
 }
 
-const COMMIT: LeadingStatement = { text: 'COMMIT' };
+/**
+ * COMMIT, prepared once per connection: parsing it anew in each request cost the server and the
+ * client about 6 µs each per transaction (decision 0005, fourth addendum).
+ */
+const COMMIT: LeadingStatement = { name: 'ferry_commit', text: 'COMMIT', preparedPerConnection: true };
 
 /**
  * A statement and COMMIT as one request. If the statement fails the server skips the COMMIT,

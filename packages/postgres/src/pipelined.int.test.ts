@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countingPool } from '../../../test/counting-pool.js';
 import { postgresTargets, useTestDatabase } from '../../../test/pg-test-database.js';
 import { withTransaction } from './database.js';
+import { LeadingThen, thenCommit } from './leading-then.js';
+import { submit } from './pipelined.js';
 
 /*
  * withTransaction sends BEGIN with the work's first statement (one request) when that statement
@@ -86,6 +88,91 @@ for (const target of postgresTargets()) {
       expect([await count(4), await count(5), await count(6), await count(7), await count(8)]).toEqual([
         1, 1, 1, 1, 0,
       ]);
+    });
+
+    it('prepares the COMMIT sent with a statement once per connection, and again only after a failed request', async () => {
+      await pool.query(
+        'CREATE TABLE deferred_items (id int UNIQUE DEFERRABLE INITIALLY DEFERRED, label text NOT NULL)',
+      );
+      const client = new pg.Client({ connectionString: db().url });
+      await client.connect();
+      // The parses the server answered, counted where node-postgres reads them.
+      let parses = 0;
+      (client as unknown as { connection: pg.Connection }).connection.on('parseComplete', () => parses++);
+      const prepared = async () =>
+        (
+          await client.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name')
+        ).rows.map((r) => r.name);
+      const insertThenCommit = async (id: number) => {
+        await client.query('BEGIN');
+        return submit(
+          client,
+          thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: [`${id}`, 'x'] }),
+        );
+      };
+      try {
+        await insertThenCommit(10);
+        await insertThenCommit(11);
+        await insertThenCommit(12);
+        expect(await prepared()).toEqual(['ferry_commit']);
+        // One Parse for each request's unnamed INSERT, one for COMMIT, in three requests.
+        expect(parses).toBe(4);
+
+        // A COMMIT that fails (a deferred unique check) in a request that parsed it: unsure whether
+        // its Parse ran, the next request closes it and parses it again rather than failing on a
+        // duplicate statement name.
+        const fresh = new pg.Client({ connectionString: db().url });
+        await fresh.connect();
+        try {
+          await fresh.query('BEGIN');
+          await fresh.query('INSERT INTO deferred_items VALUES (20, $1)', ['first']);
+          await expect(
+            submit(
+              fresh,
+              thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: ['20', 'again'] }),
+            ),
+          ).rejects.toMatchObject({ code: '23505' });
+          await fresh.query('BEGIN');
+          await submit(
+            fresh,
+            thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: ['21', 'y'] }),
+          );
+          // A request that fails before its COMMIT is parsed: the next one parses it.
+          const other = new pg.Client({ connectionString: db().url });
+          await other.connect();
+          try {
+            await other.query('BEGIN');
+            await expect(
+              submit(other, thenCommit({ text: 'SELECT 1 / $1::int', values: ['0'] })),
+            ).rejects.toMatchObject({
+              code: '22012',
+            });
+            await other.query('ROLLBACK');
+            await other.query('BEGIN');
+            await submit(
+              other,
+              thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: ['22', 'z'] }),
+            );
+          } finally {
+            await other.end();
+          }
+        } finally {
+          await fresh.end();
+        }
+        const ids = await pool.query<{ id: number }>('SELECT id FROM deferred_items ORDER BY id');
+        expect(ids.rows.map((r) => r.id)).toEqual([10, 11, 12, 21, 22]);
+        // The leading statements alone (no caller's statement) commit the same way.
+        await client.query('BEGIN');
+        await client.query('INSERT INTO deferred_items VALUES (30, $1)', ['w']);
+        const done = await submit(
+          client,
+          new LeadingThen([{ name: 'ferry_commit', text: 'COMMIT', preparedPerConnection: true }]),
+        );
+        expect(done.command).toBe('COMMIT');
+        expect(parses).toBe(5); // the INSERT's; COMMIT was prepared already
+      } finally {
+        await client.end();
+      }
     });
 
     it('sends nothing for a transaction that runs no statement', async () => {

@@ -23,6 +23,7 @@ export interface Connection {
   parse(query: { name: string; text: string; types: unknown[] }): void;
   bind(config: { statement: string; values: readonly string[] }): void;
   execute(config: Record<string, never>): void;
+  close(config: { type: 'S' | 'P'; name: string }): void;
   sync(): void;
   sendCopyFail(message: string): void;
 }

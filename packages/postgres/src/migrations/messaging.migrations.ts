@@ -73,4 +73,16 @@ export const messagingMigrations: readonly Migration[] = [
       ALTER TABLE ferry.outbox ALTER COLUMN headers TYPE text USING headers::text;
     `,
   },
+  {
+    version: 4,
+    name: 'outbox-without-primary-key',
+    sql: `
+      -- Every business transaction inserted into two indexes on position: the primary key and
+      -- outbox_unpublished. Nothing needs the primary key: the relays find rows through the partial
+      -- indexes and delete them by ctid, the identity keeps positions unique, and the tailing
+      -- relay's publication carries inserts only, so needs no replica identity. Decision 0005,
+      -- fourth addendum.
+      ALTER TABLE ferry.outbox DROP CONSTRAINT IF EXISTS outbox_pkey;
+    `,
+  },
 ];

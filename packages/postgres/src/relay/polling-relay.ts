@@ -151,7 +151,8 @@ export class PollingRelay implements MessageRelay {
         client,
         thenCommit({
           name: 'ferry_relay_mark',
-          text: 'UPDATE ferry.outbox SET published_at = now() WHERE position = ANY($1::bigint[])',
+          // Found through outbox_unpublished, the index the claim read them by.
+          text: 'UPDATE ferry.outbox SET published_at = now() WHERE position = ANY($1::bigint[]) AND published_at IS NULL',
           values: [`{${rows.map((r) => r.position).join(',')}}`],
         }),
       );
@@ -171,10 +172,10 @@ export class PollingRelay implements MessageRelay {
     const total = await withPurgeLock(this.options.pool, PURGE_LOCK, (client) =>
       deleteInBatches(
         client,
-        `DELETE FROM ferry.outbox WHERE position IN (
-           SELECT position FROM ferry.outbox
+        `DELETE FROM ferry.outbox WHERE ctid = ANY(ARRAY(
+           SELECT ctid FROM ferry.outbox
             WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1::float8 / 1000)
-            LIMIT ${PURGE_BATCH})`,
+            LIMIT ${PURGE_BATCH}))`,
         [retentionMs],
       ),
     );

@@ -166,21 +166,33 @@ export class TailingRelay implements MessageRelay {
   async purge(): Promise<number> {
     const retentionMs = this.options.retentionMs ?? 24 * 3600_000;
     const total = await withPurgeLock(this.options.pool, PURGE_LOCK, async (client) => {
-      // Rows are in position order and created_at grows with it, but for stragglers of long
-      // transactions: find the first row to keep by walking the primary key, delete below it.
+      // This relay never marks rows published, so all its rows are in the outbox_unpublished index,
+      // in position order. created_at grows with position, but for stragglers of long
+      // transactions: find the first row to keep by walking that index, delete below it.
       const cutoff = `now() - make_interval(secs => $1::float8 / 1000)`;
       const first = await client.query<{ position: string | null }>(
-        `SELECT (SELECT position FROM ferry.outbox WHERE created_at >= ${cutoff} ORDER BY position LIMIT 1) AS position`,
+        `SELECT (SELECT position FROM ferry.outbox
+                  WHERE published_at IS NULL AND created_at >= ${cutoff} ORDER BY position LIMIT 1) AS position`,
         [retentionMs],
       );
       const below = first.rows[0]?.position ?? '9223372036854775807';
-      return deleteInBatches(
+      const unmarked = await deleteInBatches(
         client,
-        `DELETE FROM ferry.outbox WHERE position IN (
-           SELECT position FROM ferry.outbox
-            WHERE position < $2::bigint AND created_at < ${cutoff} ORDER BY position LIMIT ${PURGE_BATCH})`,
+        `DELETE FROM ferry.outbox WHERE ctid = ANY(ARRAY(
+           SELECT ctid FROM ferry.outbox
+            WHERE published_at IS NULL AND position < $2::bigint AND created_at < ${cutoff}
+            ORDER BY position LIMIT ${PURGE_BATCH}))`,
         [retentionMs, below],
       );
+      // Rows a polling relay marked published, if one relayed this outbox before.
+      const marked = await deleteInBatches(
+        client,
+        `DELETE FROM ferry.outbox WHERE ctid = ANY(ARRAY(
+           SELECT ctid FROM ferry.outbox
+            WHERE published_at IS NOT NULL AND published_at < ${cutoff} LIMIT ${PURGE_BATCH}))`,
+        [retentionMs],
+      );
+      return unmarked + marked;
     });
     if (total > 0) this.options.onEvent?.({ kind: 'purged', relay: this.name, count: total });
     return total;
