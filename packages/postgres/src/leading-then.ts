@@ -9,8 +9,8 @@ export interface LeadingStatement {
   /** Receives each row the statement answers, its fields as text (null for NULL). */
   readonly onRow?: ((fields: readonly (string | null)[]) => void) | undefined;
   /**
-   * Named, without parameters, and prepared once per connection with Ferry, not node-postgres,
-   * keeping track (see {@link ConnectionStatements}): COMMIT. Any number may lead a request.
+   * Named, without parameters, and prepared once per connection, Ferry rather than node-postgres
+   * keeping track of it (see {@link ConnectionStatements}): COMMIT. Any number may lead a request.
    */
   readonly preparedPerConnection?: true;
 }
@@ -223,7 +223,7 @@ export class LeadingThen {
 
 /**
  * COMMIT, prepared once per connection: parsing it anew in each request cost the server and the
- * client about 6 µs each per transaction (decision 0005, fourth addendum).
+ * client a few µs of CPU each per transaction (decision 0005, fourth addendum).
  */
 const COMMIT: LeadingStatement = { name: 'ferry_commit', text: 'COMMIT', preparedPerConnection: true };
 
