@@ -171,7 +171,8 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
     },
     notes: {
       baseline_insert_tps: 'single-row INSERT transactions/s (same client, same database)',
-      outbox_write_ratio: 'target ≥ 0.85 (with outbox ÷ without; median of alternating pairs, quartiles printed above)',
+      outbox_write_ratio:
+        'target ≥ 0.85 (with outbox ÷ without; median of alternating pairs, quartiles printed above)',
       pg_broker_e2e_msgs_per_s: `target ≥ 1,500 (producer commit → consumer commit, ${e2eProducers} producers)`,
       pg_broker_p50_ms: 'target ≤ 10 (open loop at half the e2e rate)',
       pg_broker_p99_ms: 'target ≤ 50',
