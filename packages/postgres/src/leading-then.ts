@@ -18,10 +18,10 @@ export interface LeadingStatement {
 /**
  * Whether each of Ferry's per-connection statements is prepared on a connection. node-postgres
  * records one named statement per request (the query's `name`, on a ParseComplete), so Ferry
- * keeps its own record for the others: `parsed` once a request that parsed the statement
- * completed; `unsure` if it failed or never completed (the Parse may or may not have run), in
- * which case the next use closes the statement (closing one that does not exist is no error)
- * and parses it again.
+ * keeps its own record for the others: `parsed` once a request that used the statement
+ * completed; `unsure` if one failed or never completed (its Parse may or may not have run, or the
+ * statement may have been deallocated), in which case the next use closes the statement (closing
+ * one that does not exist is no error) and parses it again.
  */
 type ConnectionStatements = Map<string, 'parsed' | 'unsure'>;
 const preparedOn = new WeakMap<Connection, ConnectionStatements>();
@@ -88,8 +88,8 @@ export class LeadingThen {
   #completed = 0;
   #lastTag = '';
   #failedLeading: number | undefined;
-  /** The per-connection statements this request parses, and the record to update when it ends. */
-  #parsing: { readonly prepared: ConnectionStatements; readonly names: string[] } | undefined;
+  /** The per-connection statements this request uses, and the record to update when it ends. */
+  #using: { readonly prepared: ConnectionStatements; readonly names: string[] } | undefined;
 
   constructor(leading: readonly LeadingStatement[], config?: pg.QueryConfig) {
     let resolve!: (result: pg.QueryResult) => void;
@@ -161,10 +161,12 @@ export class LeadingThen {
     if (state !== 'parsed') {
       if (state === 'unsure') connection.close({ type: 'S', name });
       connection.parse({ name, text: statement.text, types: [] });
-      prepared.set(name, 'unsure');
-      this.#parsing ??= { prepared, names: [] };
-      this.#parsing.names.push(name);
     }
+    // Unsure until the request succeeds: a failed one may have failed because the statement was
+    // gone (a DEALLOCATE or DISCARD ALL on the connection), so the next use parses it again.
+    prepared.set(name, 'unsure');
+    this.#using ??= { prepared, names: [] };
+    this.#using.names.push(name);
     connection.bind({ statement: name, values: [] });
     connection.execute({});
   }
@@ -208,7 +210,7 @@ export class LeadingThen {
 
   handleReadyForQuery(connection: Connection): void {
     // Reached only if nothing failed (after an error the client forgets the query): every Parse ran.
-    if (this.#parsing) for (const name of this.#parsing.names) this.#parsing.prepared.set(name, 'parsed');
+    if (this.#using) for (const name of this.#using.names) this.#using.prepared.set(name, 'parsed');
     this.#inner.handleReadyForQuery(connection);
   }
 

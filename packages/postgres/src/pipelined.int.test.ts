@@ -170,6 +170,19 @@ for (const target of postgresTargets()) {
         );
         expect(done.command).toBe('COMMIT');
         expect(parses).toBe(5); // the INSERT's; COMMIT was prepared already
+
+        // Deallocated behind Ferry's back (DEALLOCATE, DISCARD ALL): the commit that finds it gone
+        // fails (its work rolled back), and the next one prepares it again rather than failing too.
+        await client.query('DEALLOCATE ferry_commit');
+        await expect(insertThenCommit(40)).rejects.toMatchObject({ code: '26000' });
+        await client.query('ROLLBACK');
+        await insertThenCommit(41);
+        await insertThenCommit(42);
+        const after = await pool.query<{ id: number }>(
+          'SELECT id FROM deferred_items WHERE id >= 40 ORDER BY id',
+        );
+        expect(after.rows.map((r) => r.id)).toEqual([41, 42]);
+        expect(await prepared()).toEqual(['ferry_commit']);
       } finally {
         await client.end();
       }
