@@ -155,8 +155,11 @@ export class LeadingThen {
   /** Bind and Execute of a per-connection statement, with Parse (and Close) when it may be missing. */
   #preparedPerConnection(connection: Connection, statement: LeadingStatement): void {
     const name = statement.name!;
-    const prepared = preparedOn.get(connection) ?? new Map();
-    preparedOn.set(connection, prepared);
+    let prepared = preparedOn.get(connection);
+    if (!prepared) {
+      prepared = new Map();
+      preparedOn.set(connection, prepared);
+    }
     const state = prepared.get(name);
     if (state !== 'parsed') {
       if (state === 'unsure') connection.close({ type: 'S', name });

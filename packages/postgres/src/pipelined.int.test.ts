@@ -18,7 +18,8 @@ for (const target of postgresTargets()) {
 
     beforeAll(async () => {
       pool = new pg.Pool({ connectionString: db().url, max: 2 });
-      await pool.query('CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL)');
+      await pool.query(`CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL);
+        CREATE TABLE deferred_items (id int UNIQUE DEFERRABLE INITIALLY DEFERRED, label text NOT NULL)`);
     });
     afterAll(() => pool.end());
 
@@ -90,102 +91,100 @@ for (const target of postgresTargets()) {
       ]);
     });
 
-    it('prepares the COMMIT sent with a statement once per connection, and again only after a failed request', async () => {
-      await pool.query(
-        'CREATE TABLE deferred_items (id int UNIQUE DEFERRABLE INITIALLY DEFERRED, label text NOT NULL)',
-      );
+    /** A client of its own (a connection of its own), ended after `work`. */
+    const withClient = async (work: (client: pg.Client) => Promise<void>) => {
       const client = new pg.Client({ connectionString: db().url });
       await client.connect();
-      // The parses the server answered, counted where node-postgres reads them.
-      let parses = 0;
-      (client as unknown as { connection: pg.Connection }).connection.on('parseComplete', () => parses++);
-      const prepared = async () =>
-        (
-          await client.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name')
-        ).rows.map((r) => r.name);
-      const insertThenCommit = async (id: number) => {
-        await client.query('BEGIN');
-        return submit(
-          client,
-          thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: [`${id}`, 'x'] }),
-        );
-      };
       try {
-        await insertThenCommit(10);
-        await insertThenCommit(11);
-        await insertThenCommit(12);
-        expect(await prepared()).toEqual(['ferry_commit']);
+        await work(client);
+      } finally {
+        await client.end();
+      }
+    };
+    /** BEGIN, then an insert of `id` into deferred_items and COMMIT in one request. */
+    const insertThenCommit = async (client: pg.Client, id: number, label = 'x') => {
+      await client.query('BEGIN');
+      return submit(
+        client,
+        thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: [`${id}`, label] }),
+      );
+    };
+    const preparedOf = async (client: pg.Client) =>
+      (
+        await client.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name')
+      ).rows.map((r) => r.name);
+    const idsBetween = async (from: number, to: number) =>
+      (
+        await pool.query<{ id: number }>(
+          'SELECT id FROM deferred_items WHERE id BETWEEN $1 AND $2 ORDER BY id',
+          [from, to],
+        )
+      ).rows.map((r) => r.id);
+
+    it('prepares the COMMIT sent with a statement once per connection', async () => {
+      await withClient(async (client) => {
+        // The parses the server answered, counted where node-postgres reads them.
+        let parses = 0;
+        (client as unknown as { connection: pg.Connection }).connection.on('parseComplete', () => parses++);
+        await insertThenCommit(client, 10);
+        await insertThenCommit(client, 11);
+        await insertThenCommit(client, 12);
+        expect(await preparedOf(client)).toEqual(['ferry_commit']);
         // One Parse for each request's unnamed INSERT, one for COMMIT, in three requests.
         expect(parses).toBe(4);
-
-        // A COMMIT that fails (a deferred unique check) in a request that parsed it: unsure whether
-        // its Parse ran, the next request closes it and parses it again rather than failing on a
-        // duplicate statement name.
-        const fresh = new pg.Client({ connectionString: db().url });
-        await fresh.connect();
-        try {
-          await fresh.query('BEGIN');
-          await fresh.query('INSERT INTO deferred_items VALUES (20, $1)', ['first']);
-          await expect(
-            submit(
-              fresh,
-              thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: ['20', 'again'] }),
-            ),
-          ).rejects.toMatchObject({ code: '23505' });
-          await fresh.query('BEGIN');
-          await submit(
-            fresh,
-            thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: ['21', 'y'] }),
-          );
-          // A request that fails before its COMMIT is parsed: the next one parses it.
-          const other = new pg.Client({ connectionString: db().url });
-          await other.connect();
-          try {
-            await other.query('BEGIN');
-            await expect(
-              submit(other, thenCommit({ text: 'SELECT 1 / $1::int', values: ['0'] })),
-            ).rejects.toMatchObject({
-              code: '22012',
-            });
-            await other.query('ROLLBACK');
-            await other.query('BEGIN');
-            await submit(
-              other,
-              thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: ['22', 'z'] }),
-            );
-          } finally {
-            await other.end();
-          }
-        } finally {
-          await fresh.end();
-        }
-        const ids = await pool.query<{ id: number }>('SELECT id FROM deferred_items ORDER BY id');
-        expect(ids.rows.map((r) => r.id)).toEqual([10, 11, 12, 21, 22]);
         // The leading statements alone (no caller's statement) commit the same way.
         await client.query('BEGIN');
-        await client.query('INSERT INTO deferred_items VALUES (30, $1)', ['w']);
+        await client.query('INSERT INTO deferred_items VALUES (13, $1)', ['w']);
         const done = await submit(
           client,
           new LeadingThen([{ name: 'ferry_commit', text: 'COMMIT', preparedPerConnection: true }]),
         );
         expect(done.command).toBe('COMMIT');
         expect(parses).toBe(5); // the INSERT's; COMMIT was prepared already
+      });
+      expect(await idsBetween(10, 19)).toEqual([10, 11, 12, 13]);
+    });
 
-        // Deallocated behind Ferry's back (DEALLOCATE, DISCARD ALL): the commit that finds it gone
-        // fails (its work rolled back), and the next one prepares it again rather than failing too.
-        await client.query('DEALLOCATE ferry_commit');
-        await expect(insertThenCommit(40)).rejects.toMatchObject({ code: '26000' });
+    it('prepares the COMMIT again after a request that failed', async () => {
+      // A COMMIT that fails (a deferred unique check) in a request that parsed it: unsure whether
+      // its Parse ran, the next request closes it and parses it again rather than failing on a
+      // duplicate statement name.
+      await withClient(async (client) => {
+        await client.query('BEGIN');
+        await client.query('INSERT INTO deferred_items VALUES (20, $1)', ['first']);
+        await expect(
+          submit(
+            client,
+            thenCommit({ text: 'INSERT INTO deferred_items VALUES ($1, $2)', values: ['20', 'again'] }),
+          ),
+        ).rejects.toMatchObject({ code: '23505' });
+        await insertThenCommit(client, 21);
+      });
+      // A request that fails before its COMMIT is parsed: the next one parses it.
+      await withClient(async (client) => {
+        await client.query('BEGIN');
+        await expect(
+          submit(client, thenCommit({ text: 'SELECT 1 / $1::int', values: ['0'] })),
+        ).rejects.toMatchObject({ code: '22012' });
         await client.query('ROLLBACK');
-        await insertThenCommit(41);
-        await insertThenCommit(42);
-        const after = await pool.query<{ id: number }>(
-          'SELECT id FROM deferred_items WHERE id >= 40 ORDER BY id',
-        );
-        expect(after.rows.map((r) => r.id)).toEqual([41, 42]);
-        expect(await prepared()).toEqual(['ferry_commit']);
-      } finally {
-        await client.end();
-      }
+        await insertThenCommit(client, 22);
+      });
+      expect(await idsBetween(20, 29)).toEqual([21, 22]);
+    });
+
+    it('prepares the COMMIT again after it was deallocated behind its back', async () => {
+      // DEALLOCATE, DISCARD ALL: the commit that finds it gone fails (its work rolled back), and
+      // the next one prepares it again rather than failing too.
+      await withClient(async (client) => {
+        await insertThenCommit(client, 39);
+        await client.query('DEALLOCATE ferry_commit');
+        await expect(insertThenCommit(client, 40)).rejects.toMatchObject({ code: '26000' });
+        await client.query('ROLLBACK');
+        await insertThenCommit(client, 41);
+        await insertThenCommit(client, 42);
+        expect(await preparedOf(client)).toEqual(['ferry_commit']);
+      });
+      expect(await idsBetween(39, 49)).toEqual([39, 41, 42]);
     });
 
     it('sends nothing for a transaction that runs no statement', async () => {

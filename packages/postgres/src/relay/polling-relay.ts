@@ -5,7 +5,7 @@ import { thenCommit } from '../leading-then.js';
 import { OUTBOX_NOTIFY_CHANNEL, type OutboxRow, wireOf } from '../outbox/postgres-outbox.js';
 import { submit } from '../pipelined.js';
 import { PgListener } from './listener.js';
-import { deleteInBatches, PURGE_BATCH, withPurgeLock } from './purge.js';
+import { purgePublished, withPurgeLock } from './purge.js';
 import type { MessageRelay, RelayEvent, RelayLag } from './relay-events.js';
 import { WakeSignal } from './wake-signal.js';
 
@@ -170,14 +170,7 @@ export class PollingRelay implements MessageRelay {
   async purge(): Promise<number> {
     const retentionMs = this.options.retentionMs ?? 24 * 3600_000;
     const total = await withPurgeLock(this.options.pool, PURGE_LOCK, (client) =>
-      deleteInBatches(
-        client,
-        `DELETE FROM ferry.outbox WHERE ctid = ANY(ARRAY(
-           SELECT ctid FROM ferry.outbox
-            WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1::float8 / 1000)
-            LIMIT ${PURGE_BATCH}))`,
-        [retentionMs],
-      ),
+      purgePublished(client, retentionMs),
     );
     if (total > 0) this.options.onEvent?.({ kind: 'purged', relay: this.name, count: total });
     return total;

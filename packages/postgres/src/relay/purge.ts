@@ -45,3 +45,19 @@ export async function deleteInBatches(
     if ((rowCount ?? 0) < PURGE_BATCH) return total;
   }
 }
+
+/**
+ * Deletes outbox rows a polling relay marked published more than `retentionMs` ago, found through
+ * the `outbox_published` index and deleted by `ctid` (the outbox has no primary key); resolves to
+ * the rows deleted.
+ */
+export function purgePublished(client: pg.PoolClient, retentionMs: number): Promise<number> {
+  return deleteInBatches(
+    client,
+    `DELETE FROM ferry.outbox WHERE ctid = ANY(ARRAY(
+       SELECT ctid FROM ferry.outbox
+        WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1::float8 / 1000)
+        LIMIT ${PURGE_BATCH}))`,
+    [retentionMs],
+  );
+}

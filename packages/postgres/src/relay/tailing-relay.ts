@@ -1,7 +1,7 @@
 import type { Broker } from '@ferry/core';
 import type pg from 'pg';
 import { parseLsn } from './lsn.js';
-import { deleteInBatches, PURGE_BATCH, withPurgeLock } from './purge.js';
+import { deleteInBatches, PURGE_BATCH, purgePublished, withPurgeLock } from './purge.js';
 import type { MessageRelay } from './relay-events.js';
 import {
   assertLogicalWal,
@@ -185,14 +185,7 @@ export class TailingRelay implements MessageRelay {
         [retentionMs, below],
       );
       // Rows a polling relay marked published, if one relayed this outbox before.
-      const marked = await deleteInBatches(
-        client,
-        `DELETE FROM ferry.outbox WHERE ctid = ANY(ARRAY(
-           SELECT ctid FROM ferry.outbox
-            WHERE published_at IS NOT NULL AND published_at < ${cutoff} LIMIT ${PURGE_BATCH}))`,
-        [retentionMs],
-      );
-      return unmarked + marked;
+      return unmarked + (await purgePublished(client, retentionMs));
     });
     if (total > 0) this.options.onEvent?.({ kind: 'purged', relay: this.name, count: total });
     return total;
