@@ -43,6 +43,8 @@ async function serve(kind: 'bare' | 'runtime'): Promise<void> {
           AUTH_AUDIENCE: process.env.BENCH_AUDIENCE,
           OTEL_EXPORTER_OTLP_ENDPOINT: process.env.BENCH_OTLP_URL,
           DISCOVERY_MODE: 'dns',
+          // Settings to compare against the defaults (ablation): BENCH_RUNTIME_ENV='{"TRACING_ENABLED":"false"}'.
+          ...(process.env.BENCH_RUNTIME_ENV ? JSON.parse(process.env.BENCH_RUNTIME_ENV) : {}),
         },
       },
       // No logDestination: the default, standard output, which this child has on /dev/null.

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AccessTokenVerifier } from '../auth/access-token.verifier.js';
 import { withRequestScope } from '../context/request-context.js';
 import { redactUrl } from '../logging/logger.js';
+import { RequestLog } from '../logging/request-log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { LINKED_ROOT_CONTEXT } from '../tracing/linked-context.js';
 import type { Tracing } from '../tracing/tracing.js';
@@ -24,7 +25,7 @@ export interface ObservabilityOptions {
   readonly tracing: Tracing;
   readonly metrics: Metrics | undefined;
   readonly logger: Logger;
-  /** One JSON line per request. */
+  /** One JSON line per request, written by a {@link RequestLog} of `logger`. */
   readonly requestLogging: boolean;
   /** Checks bearer tokens; `undefined` with AUTH_MODE=none. */
   readonly verifier: AccessTokenVerifier | undefined;
@@ -45,6 +46,7 @@ export const CORRELATION_HEADER = 'x-correlation-id';
  */
 export function observeRequests(app: FastifyInstance, options: ObservabilityOptions): void {
   const { tracing, metrics, logger } = options;
+  const requestLog = options.requestLogging ? new RequestLog(logger) : undefined;
   const requests = metrics?.counter('http_requests_total', 'HTTP requests answered', [
     'method',
     'route',
@@ -133,23 +135,19 @@ export function observeRequests(app: FastifyInstance, options: ObservabilityOpti
       if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
     }
-    if (options.requestLogging) {
+    if (requestLog) {
       const ids = span?.spanContext();
-      logger.info(
-        {
-          method: request.method,
-          url: redactUrl(request.url),
-          route,
-          status,
-          duration_ms: Math.round(seconds * 1e6) / 1e3,
-          correlation_id: request.id,
-          // pino leaves out fields that are undefined.
-          trace_id: ids?.traceId,
-          span_id: ids?.spanId,
-          principal: request.principal?.subject,
-        },
-        'request',
-      );
+      requestLog.write({
+        method: request.method,
+        url: redactUrl(request.url),
+        route,
+        status,
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        correlationId: request.id,
+        traceId: ids?.traceId,
+        spanId: ids?.spanId,
+        principal: request.principal?.subject,
+      });
     }
     done();
   });

@@ -75,7 +75,7 @@ let lastMs = 0;
 let lastTime = '';
 
 /** pino's ISO `time`, formatted once per millisecond rather than once per line. */
-function isoTimeCached(): string {
+export function isoTimeCached(): string {
   const now = Date.now();
   if (now !== lastMs) {
     lastMs = now;

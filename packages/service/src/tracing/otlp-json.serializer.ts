@@ -22,18 +22,12 @@ export const otlpJsonTraceSerializer = {
     const chunks: string[] = ['{"resourceSpans":['];
     let resourceCount = 0;
     for (const [resource, scopes] of groupByResourceAndScope(spans)) {
-      chunks.push(
-        `${resourceCount++ === 0 ? '' : ','}{"resource":{"attributes":${attributes(resource.attributes)},"droppedAttributesCount":0}${schemaUrl(resource.schemaUrl)},"scopeSpans":[`,
-      );
+      chunks.push(`${resourceCount++ === 0 ? '' : ','}${resourceOpening(resource)}`);
       let scopeCount = 0;
       for (const scoped of scopes.values()) {
-        const scope = scoped[0]!.instrumentationScope;
-        const version = scope.version === undefined ? '' : `,"version":${jsonText(scope.version)}`;
-        chunks.push(
-          `${scopeCount++ === 0 ? '' : ','}{"scope":{"name":${jsonText(scope.name)}${version}}${schemaUrl(scope.schemaUrl)},"spans":[`,
-        );
+        chunks.push(`${scopeCount++ === 0 ? '' : ','}${scopeOpening(scoped[0]!.instrumentationScope)}`);
         for (let i = 0; i < scoped.length; i++)
-          chunks.push(i === 0 ? span(scoped[i]!) : `,${span(scoped[i]!)}`);
+          chunks.push(i === 0 ? spanJson(scoped[i]!) : `,${spanJson(scoped[i]!)}`);
         chunks.push(']}');
       }
       chunks.push(']}');
@@ -47,6 +41,24 @@ export const otlpJsonTraceSerializer = {
 };
 
 type ResourceOf = ReadableSpan['resource'];
+type ScopeOf = ReadableSpan['instrumentationScope'];
+
+/** The request's text before the spans of one resource and one scope: `{"resourceSpans":[…"spans":[`. */
+export function requestOpening(resource: ResourceOf, scope: ScopeOf): string {
+  return `{"resourceSpans":[${resourceOpening(resource)}${scopeOpening(scope)}`;
+}
+
+/** Closes what {@link requestOpening} opened. */
+export const REQUEST_CLOSING = ']}]}]}';
+
+function resourceOpening(resource: ResourceOf): string {
+  return `{"resource":{"attributes":${attributes(resource.attributes)},"droppedAttributesCount":0}${schemaUrl(resource.schemaUrl)},"scopeSpans":[`;
+}
+
+function scopeOpening(scope: ScopeOf): string {
+  const version = scope.version === undefined ? '' : `,"version":${jsonText(scope.version)}`;
+  return `{"scope":{"name":${jsonText(scope.name)}${version}}${schemaUrl(scope.schemaUrl)},"spans":[`;
+}
 
 function groupByResourceAndScope(
   spans: readonly ReadableSpan[],
@@ -84,7 +96,8 @@ function groupByResourceAndScope(
 const SPAN_FLAGS_HAS_IS_REMOTE = 0x100;
 const SPAN_FLAGS_IS_REMOTE = 0x200;
 
-function span(s: ReadableSpan): string {
+/** One span as an OTLP JSON `Span` object, all ASCII. */
+export function spanJson(s: ReadableSpan): string {
   const context = s.spanContext();
   const parent = s.parentSpanContext;
   const status = s.status;

@@ -12,7 +12,6 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
   BasicTracerProvider,
-  BatchSpanProcessor,
   ParentBasedSampler,
   SimpleSpanProcessor,
   type SpanExporter,
@@ -20,7 +19,7 @@ import {
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import { ensureContextManager } from './context-manager.js';
-import { OtlpJsonTraceExporter } from './otlp-json.exporter.js';
+import { OtlpJsonBatchProcessor } from './otlp-json.batch-processor.js';
 import { PooledIdGenerator } from './trace-ids.js';
 
 /** Options of {@link Tracing}. */
@@ -55,7 +54,7 @@ export class Tracing {
     if (options.exporter) processors.push(new SimpleSpanProcessor(options.exporter));
     if (options.otlpEndpoint) {
       const url = `${options.otlpEndpoint.replace(/\/$/, '')}/v1/traces`;
-      processors.push(new BatchSpanProcessor(new OtlpJsonTraceExporter(url)));
+      processors.push(OtlpJsonBatchProcessor.forUrl(url));
     }
     this.#provider = this.enabled
       ? new BasicTracerProvider({
