@@ -1,5 +1,5 @@
-import { diag, TraceFlags } from '@opentelemetry/api';
-import { ExportResultCode, getNumberFromEnv } from '@opentelemetry/core';
+import { context, diag, TraceFlags } from '@opentelemetry/api';
+import { type ExportResult, ExportResultCode, getNumberFromEnv, suppressTracing } from '@opentelemetry/core';
 import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import {
   convertLegacyHttpOptions,
@@ -143,12 +143,20 @@ export class OtlpJsonBatchProcessor implements SpanProcessor {
     const batch = this.#sealed.shift();
     if (!batch) return;
     this.#exporting = new Promise<void>((resolve) => {
-      this.#sender.export(batch.bytes(), (result) => {
+      const settled = (result: ExportResult) => {
         this.#queued -= batch.spans;
         this.#spare = batch.release();
         if (result.code !== ExportResultCode.SUCCESS)
           diag.error(`OtlpJsonBatchProcessor: export of ${batch.spans} spans failed`, result.error);
         resolve();
+      };
+      // As the SDK's processors do: the export's own HTTP call is not traced.
+      context.with(suppressTracing(context.active()), () => {
+        try {
+          this.#sender.export(batch.bytes(), settled);
+        } catch (error) {
+          settled({ code: ExportResultCode.FAILED, error: error as Error });
+        }
       });
     }).then(() => {
       this.#exporting = undefined;

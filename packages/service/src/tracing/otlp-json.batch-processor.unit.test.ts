@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
-import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
+import { context, ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
+import { type ExportResult, ExportResultCode, isTracingSuppressed } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BasicTracerProvider,
@@ -11,6 +11,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
+import { ensureContextManager } from './context-manager.js';
 import { type BatchSender, OtlpJsonBatchProcessor } from './otlp-json.batch-processor.js';
 import { otlpJsonTraceSerializer } from './otlp-json.serializer.js';
 
@@ -156,6 +157,28 @@ describe('OtlpJsonBatchProcessor', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(names(held[2]!.bytes)).toEqual(['GET /orders/0', 'GET /orders/1']);
     expect(held[2]!.bytes.buffer).toBe(held[0]!.bytes.buffer);
+  });
+
+  it('goes on after a sender that throws, and sends its export without tracing it', async () => {
+    ensureContextManager();
+    const sent: number[] = [];
+    let suppressed = true;
+    let calls = 0;
+    const sender: BatchSender = {
+      export: (bytes, done) => {
+        suppressed &&= isTracingSuppressed(context.active());
+        if (calls++ === 0) throw new Error('transport broke');
+        sent.push(decode(bytes).resourceSpans[0].scopeSpans[0].spans.length);
+        done({ code: ExportResultCode.SUCCESS });
+      },
+      forceFlush: async () => {},
+      shutdown: async () => {},
+    };
+    const processor = new OtlpJsonBatchProcessor(sender, { maxExportBatchSize: 2 });
+    endSpans(tracerWith(processor).tracer, 5);
+    await processor.forceFlush();
+    expect(sent).toEqual([2, 1]);
+    expect(suppressed).toBe(true);
   });
 
   it('exports what is left on shutdown, then nothing more', async () => {
