@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createRequestLogger } from './logger.js';
 import { type RequestLine, RequestLog } from './request-log.js';
@@ -69,6 +70,18 @@ describe('RequestLog', () => {
     const [line] = ours(odd);
     expect(JSON.parse(line!)).toMatchObject({ url: odd.url, principal: odd.principal });
     expect(JSON.parse(timeless(line!))).toEqual(JSON.parse(timeless(pinoLine(odd))));
+  });
+
+  it('hands the line to pino when the destination wants its per-line metadata (a multistream)', () => {
+    const destination = capture();
+    const logger = createRequestLogger({
+      service: 'order',
+      instance: 'order-1',
+      destination: pino.multistream([{ stream: destination }]),
+    });
+    new RequestLog(logger).write(traced);
+    expect(destination.writes).toHaveLength(1);
+    expect(timeless(destination.writes[0]!)).toBe(timeless(pinoLine(traced)));
   });
 
   it('follows the logger level, a live change included', () => {

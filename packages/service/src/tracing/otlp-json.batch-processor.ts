@@ -7,7 +7,7 @@ import {
 } from '@opentelemetry/otlp-exporter-base/node-http';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import {
-  type ExportTraceResponse,
+  otlpJsonTraceSerializer,
   REQUEST_CLOSING,
   requestOpening,
   spanJson,
@@ -72,8 +72,7 @@ export class OtlpJsonBatchProcessor implements SpanProcessor {
         convertLegacyHttpOptions({ url }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/json' }),
         {
           serializeRequest: (bytes: Uint8Array) => bytes,
-          deserializeResponse: (data: Uint8Array): ExportTraceResponse =>
-            data.length === 0 ? {} : (JSON.parse(new TextDecoder().decode(data)) as ExportTraceResponse),
+          deserializeResponse: otlpJsonTraceSerializer.deserializeResponse,
         },
       ),
       options,
