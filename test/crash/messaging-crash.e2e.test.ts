@@ -218,20 +218,19 @@ function crashScenario(relay: CrashConfig['relay'], broker: CrashConfig['broker'
       ]);
       expect(dead.rows[0]!.n).toBe(0);
       // nats-server before 2.9.22 (Debian's is 2.9.10) can count, after its restart, more
-      // unacknowledged messages than it ever sends again; the NATS partition worker then goes on
-      // after ten ack waits rather than stop the partition for good, and reports that key order may
-      // suffer (partition.worker.ts, #recover). Only with that report may effects be out of order.
-      const reorderReported = consumerProcess.output.includes('possibly out of key order');
-      if (outOfOrder.rows[0]!.n > 0)
+      // unacknowledged messages than it ever sends again; the NATS partition worker then restarts
+      // the consumer from its ack floor (partition.worker.ts, #recover), which keeps key order.
+      const restarted = consumerProcess.output.includes('consumer-restarted');
+      if (outOfOrder.rows[0]!.n > 0 || restarted)
         console.log(
-          `[ferry] ${outOfOrder.rows[0]!.n} effects out of key order; recovery give-up reported: ${reorderReported}\n` +
+          `[ferry] ${outOfOrder.rows[0]!.n} effects out of key order; consumer restarted: ${restarted}\n` +
             consumerProcess.output
               .split('\n')
               .filter((line) => line.includes('[nats'))
               .slice(-40)
               .join('\n'),
         );
-      if (!(broker === 'nats' && reorderReported)) expect(outOfOrder.rows[0]!.n).toBe(0);
+      expect(outOfOrder.rows[0]!.n).toBe(0);
       // An exit nobody asked for first, with the process's output: it would also make a later kill
       // find nothing to kill, and the kill count alone would not say why.
       expect(relayProcess.unexpectedExits, relayProcess.output.slice(-6000)).toBe(0);

@@ -81,18 +81,7 @@ export class JetStreamTopology {
   ): Promise<{ stream: string; consumer: string }> {
     const stream = streamName(this.options.namespace, channel);
     const name = consumerName(group, channel, partition);
-    const ackWait = this.options.ackWaitMs;
-    const wanted: Partial<ConsumerConfig> = {
-      durable_name: name,
-      filter_subject: messageSubject(this.options.namespace, channel, partition),
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(ackWait),
-      max_deliver: 2 * this.options.maxDeliveries + 10,
-      max_ack_pending: this.options.window,
-      backoff: [1, 2, 4, 8].map((factor) => nanos(ackWait * factor)),
-      description: `ferry group=${group} channel=${channel} partition=${partition}`,
-    };
+    const wanted = this.#consumerConfig(group, channel, partition);
     try {
       const info = await this.jsm.consumers.info(stream, name);
       const c = info.config;
@@ -114,6 +103,49 @@ export class JetStreamTopology {
       await this.jsm.consumers.add(stream, wanted);
     }
     return { stream, consumer: name };
+  }
+
+  /**
+   * Deletes the consumer of a group on one partition and creates it again, delivering from stream
+   * sequence `fromSequence` on: every message from there is delivered afresh, in stream order,
+   * and nothing is counted unacknowledged any more. For a partition whose server-side state no
+   * longer matches what it delivers (see `PartitionWorker`); only the partition's lease holder
+   * may call it. Returns the stream and consumer names.
+   */
+  async restartConsumer(
+    group: string,
+    channel: string,
+    partition: number,
+    fromSequence: number,
+  ): Promise<{ stream: string; consumer: string }> {
+    const stream = streamName(this.options.namespace, channel);
+    const name = consumerName(group, channel, partition);
+    try {
+      await this.jsm.consumers.delete(stream, name);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    await this.jsm.consumers.add(stream, {
+      ...this.#consumerConfig(group, channel, partition),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, fromSequence),
+    });
+    return { stream, consumer: name };
+  }
+
+  #consumerConfig(group: string, channel: string, partition: number): Partial<ConsumerConfig> {
+    const ackWait = this.options.ackWaitMs;
+    return {
+      durable_name: consumerName(group, channel, partition),
+      filter_subject: messageSubject(this.options.namespace, channel, partition),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(ackWait),
+      max_deliver: 2 * this.options.maxDeliveries + 10,
+      max_ack_pending: this.options.window,
+      backoff: [1, 2, 4, 8].map((factor) => nanos(ackWait * factor)),
+      description: `ferry group=${group} channel=${channel} partition=${partition}`,
+    };
   }
 
   async #createStream(name: string, subjects: string[], partitioned: boolean): Promise<void> {

@@ -74,6 +74,20 @@ export type NatsBrokerEvent =
       readonly messageId: string;
       readonly reason: string;
     }
+  /**
+   * A partition's consumer was created again, delivering from `fromSequence` (one past its ack
+   * floor), because the server kept counting unacknowledged messages that never arrived (as
+   * nats-server before 2.9.22 could after a restart). Messages after the floor come again in
+   * stream order; those already handled are duplicates the consumer's inbox skips.
+   */
+  | {
+      readonly kind: 'consumer-restarted';
+      readonly group: string;
+      readonly channel: string;
+      readonly partition: number;
+      readonly fromSequence: number;
+      readonly reason: string;
+    }
   /** A background step failed; it is retried (a membership round, a settlement, a pull). */
   | { readonly kind: 'error'; readonly during: string; readonly error: unknown };
 

@@ -45,7 +45,10 @@ export interface WorkerContext {
  */
 const FETCH_EXPIRES_MS = 1000;
 const RECOVERY_CHECK_MS = 200;
-/** Ack waits a recovering worker waits for what the server counts before going on without it. */
+/**
+ * Ack waits a recovering worker waits for what the server counts before it restarts the consumer
+ * from its ack floor. JetStream's back-off can hold a redelivery back for 8 ack waits.
+ */
 const RECOVERY_ACK_WAITS = 10;
 
 /**
@@ -57,12 +60,16 @@ const RECOVERY_ACK_WAITS = 10;
  * When it takes over a partition whose consumer still has messages delivered to someone else and
  * not acknowledged (a member that crashed or released it), it first *recovers*: it dispatches
  * nothing until every unacknowledged message is in its hands, then dispatches all of them in stream
- * order. Per-key order thus survives a change of owner.
+ * order. Per-key order thus survives a change of owner. If the server counts unacknowledged
+ * messages that never come, the worker restarts the consumer from its ack floor (see
+ * {@link PartitionWorker#recover}).
  */
 export class PartitionWorker {
   readonly held = new Map<number, HeldMessage>();
-  #state: 'starting' | 'recovering' | 'running' | 'stopping' | 'stopped' = 'starting';
+  #state: 'starting' | 'recovering' | 'restarting' | 'running' | 'stopping' | 'stopped' = 'starting';
   #consumer?: Consumer;
+  /** Counts consumer restarts: a message pulled from an earlier consumer is dropped. */
+  #generation = 0;
   #fetch?: ConsumerMessages;
   #loop?: Promise<void>;
   #heartbeat?: ReturnType<typeof setInterval>;
@@ -171,12 +178,11 @@ export class PartitionWorker {
   }
 
   async #run(): Promise<void> {
-    const consumer = this.#consumer!;
     const signal = this.#stop.signal;
     let failures = 0;
     while (this.#state === 'starting' && !signal.aborted) {
       try {
-        const info = await consumer.info();
+        const info = await this.#consumer!.info();
         this.#state = info.num_ack_pending > 0 ? 'recovering' : 'running';
       } catch (error) {
         this.#report('reading the consumer', error);
@@ -191,17 +197,18 @@ export class PartitionWorker {
       // since nothing is dispatched before every unacknowledged message is held.
       const room = this.ctx.options.window - this.held.size;
       const refillAt = this.#state === 'recovering' ? 1 : Math.ceil(this.ctx.options.window / 2);
-      if (room < refillAt) {
+      if (room < refillAt || this.#state === 'restarting') {
         await this.#nextChange();
         continue;
       }
       try {
-        const fetch = await consumer.fetch({ max_messages: room, expires: FETCH_EXPIRES_MS });
+        const generation = this.#generation;
+        const fetch = await this.#consumer!.fetch({ max_messages: room, expires: FETCH_EXPIRES_MS });
         this.#fetch = fetch;
         // The client ends a fetch at its expiry; this guard also ends one lost in a reconnect.
         const guard = setTimeout(() => void fetch.close(), FETCH_EXPIRES_MS + 5000);
         try {
-          for await (const msg of fetch) this.#receive(msg);
+          for await (const msg of fetch) if (generation === this.#generation) this.#receive(msg);
         } finally {
           clearTimeout(guard);
           this.#fetch = undefined;
@@ -249,12 +256,12 @@ export class PartitionWorker {
   /**
    * Waits until every message the consumer has out is held here, then dispatches in stream order.
    * JetStream redelivers an unacknowledged message once its ack wait has passed, and this worker
-   * pulls all the while, so normally everything out reaches it within an ack wait or two. A server
-   * that counts more than it ever delivers (nats-server before 2.9.22 could restore more than
-   * `max_ack_pending` after a restart, blocking the consumer) would hold the partition for ever: after
-   * ten ack waits the worker goes on with what it holds, reporting it. Messages the server sends only
-   * after that may then be handled after later ones of their key: a partition that would otherwise
-   * stop for good is the worse failure.
+   * pulls all the while, so normally everything out reaches it within an ack wait or two (eight
+   * at most, with the consumer's back-off). A server that counts more than it ever delivers
+   * (nats-server before 2.9.22 could restore more than `max_ack_pending` after a restart, blocking
+   * the consumer) would hold the partition for ever: after ten ack waits the worker restarts the
+   * consumer from its ack floor instead ({@link restart}). Nothing has been dispatched yet, so the
+   * messages it holds are dropped and come again, in stream order, with any the server never sent.
    */
   async #recover(): Promise<void> {
     const signal = this.#stop.signal;
@@ -267,12 +274,11 @@ export class PartitionWorker {
         const outstanding = Math.min(info.num_ack_pending, this.ctx.options.window);
         if (outstanding > this.held.size) {
           if (performance.now() < giveUpAt) continue;
-          this.#report(
-            'recovering',
-            new Error(
-              `the server counts ${info.num_ack_pending} unacknowledged messages but ${this.held.size} arrived within ${RECOVERY_ACK_WAITS} ack waits; going on with those, possibly out of key order`,
-            ),
+          await this.#restart(
+            info.ack_floor.stream_seq + 1,
+            `the server counts ${info.num_ack_pending} unacknowledged messages but ${this.held.size} arrived within ${RECOVERY_ACK_WAITS} ack waits`,
           );
+          return;
         }
       } catch {
         continue;
@@ -280,6 +286,49 @@ export class PartitionWorker {
       this.#state = 'running';
       const items = [...this.held.values()].sort((a, b) => a.seq - b.seq);
       for (const item of items) this.ctx.dispatch(item);
+    }
+  }
+
+  /**
+   * Replaces the partition's consumer by one that delivers from `fromSequence` on, while nothing
+   * is dispatched: the open pull is closed, what it brought is dropped (it belonged to the old
+   * consumer), and pulling resumes on the new one, which counts nothing unacknowledged. Messages
+   * handled before, past the ack floor, come again as duplicates the consumer's inbox skips; their
+   * delivery count starts again at one.
+   */
+  async #restart(fromSequence: number, reason: string): Promise<void> {
+    this.#state = 'restarting';
+    this.#generation++;
+    await this.#fetch?.close().catch(() => undefined);
+    this.held.clear();
+    const { group, channel } = this.ctx;
+    for (let attempt = 1; this.#state === 'restarting'; attempt++) {
+      try {
+        const { stream, consumer } = await this.ctx.topology.restartConsumer(
+          group,
+          channel,
+          this.partition,
+          fromSequence,
+        );
+        const fresh = await this.ctx.js.consumers.get(stream, consumer);
+        if (this.stopping) return;
+        this.#consumer = fresh;
+        this.#state = 'running';
+        this.#signalChange();
+        this.ctx.options.onEvent({
+          kind: 'consumer-restarted',
+          group,
+          channel,
+          partition: this.partition,
+          fromSequence,
+          reason,
+        });
+        return;
+      } catch (error) {
+        // Deleted and not yet created again, or not even deleted: try the whole step again.
+        this.#report('restarting the consumer', error);
+        await abortableSleep(backoff(attempt), this.#stop.signal);
+      }
     }
   }
 
