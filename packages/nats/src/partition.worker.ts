@@ -271,6 +271,8 @@ export class PartitionWorker {
       if (this.#state !== 'recovering') return;
       try {
         const info = await this.#consumer!.info();
+        // Stopping began while the server answered: the state is no longer ours to change.
+        if (this.stopping) return;
         const outstanding = Math.min(info.num_ack_pending, this.ctx.options.window);
         if (outstanding > this.held.size) {
           if (performance.now() < giveUpAt) continue;
