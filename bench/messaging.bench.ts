@@ -1,5 +1,6 @@
 import { openDatabaseServer } from '@ferry/postgres';
 import { BenchDatabases } from './lib/bench-databases.js';
+import { hostMetrics, probeHost } from './lib/host-probe.js';
 import { report } from './lib/report.js';
 import { mergeParts } from './messaging/bench-part.js';
 import { runBrokerBench } from './messaging/broker-bench.js';
@@ -14,6 +15,7 @@ import { runPostgresCore } from './messaging/postgres-core.js';
  * databases of this run; NATS and RabbitMQ at FERRY_BENCH_NATS_URL and FERRY_BENCH_RABBITMQ_URL.
  */
 const started = performance.now();
+const probeAtStart = probeHost();
 const server = await openDatabaseServer({
   adminUrl: process.env.FERRY_BENCH_DATABASE_URL,
   dataDir: '.ferry/bench-postgres',
@@ -25,6 +27,8 @@ try {
   console.log('NATS JetStream and RabbitMQ');
   const brokers = await runBrokerBench(databases);
   const { metrics, notes } = mergeParts([core, brokers]);
+  Object.assign(metrics, hostMetrics(probeHost(probeAtStart)));
+  notes.host_probe_spread = 'slowest ÷ fastest of a fixed loop timed at start and end (host_probe_*_ms): near 1 on a quiet host';
   metrics.duration_s = (performance.now() - started) / 1000;
   await report('messaging', metrics, notes);
 } catch (error) {

@@ -11,6 +11,7 @@ import fastify from 'fastify';
 import * as hdr from 'hdr-histogram-js';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
+import { hostMetrics, probeHost } from './lib/host-probe.js';
 
 /*
  * npm run bench:service [-- --quick]
@@ -210,6 +211,7 @@ async function main(): Promise<void> {
   const warmup = quick ? 1 : 3;
   const rounds = quick ? 5 : 9;
   const began = Date.now();
+  const probeAtStart = probeHost();
   const issuer = await TestIssuer.start({ alg: 'ES256' });
   const sink = await otlpSink();
   const token = await issuer.token({ subject: 'bench-user', roles: ['consumer'], expiresIn: 3600 });
@@ -299,6 +301,7 @@ async function main(): Promise<void> {
     rounds,
     quick,
     node: process.version,
+    ...hostMetrics(probeHost(probeAtStart)),
     duration_s: Math.round((Date.now() - began) / 100) / 10,
   };
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
