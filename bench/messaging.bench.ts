@@ -28,7 +28,8 @@ try {
   const brokers = await runBrokerBench(databases);
   const { metrics, notes } = mergeParts([core, brokers]);
   Object.assign(metrics, hostMetrics(probeHost(probeAtStart)));
-  notes.host_probe_spread = 'slowest ÷ fastest of a fixed loop timed at start and end (host_probe_*_ms): near 1 on a quiet host';
+  notes.host_probe_spread =
+    'slowest ÷ fastest of a fixed loop timed at start and end (host_probe_*_ms): near 1 on a quiet host';
   metrics.duration_s = (performance.now() - started) / 1000;
   await report('messaging', metrics, notes);
 } catch (error) {
