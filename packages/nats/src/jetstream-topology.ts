@@ -79,8 +79,7 @@ export class JetStreamTopology {
     channel: string,
     partition: number,
   ): Promise<{ stream: string; consumer: string }> {
-    const stream = streamName(this.options.namespace, channel);
-    const name = consumerName(group, channel, partition);
+    const { stream, consumer: name } = this.#names(group, channel, partition);
     const wanted = this.#consumerConfig(group, channel, partition);
     try {
       const info = await this.jsm.consumers.info(stream, name);
@@ -118,8 +117,7 @@ export class JetStreamTopology {
     partition: number,
     fromSequence: number,
   ): Promise<{ stream: string; consumer: string }> {
-    const stream = streamName(this.options.namespace, channel);
-    const name = consumerName(group, channel, partition);
+    const { stream, consumer: name } = this.#names(group, channel, partition);
     try {
       await this.jsm.consumers.delete(stream, name);
     } catch (error) {
@@ -131,6 +129,13 @@ export class JetStreamTopology {
       opt_start_seq: Math.max(1, fromSequence),
     });
     return { stream, consumer: name };
+  }
+
+  #names(group: string, channel: string, partition: number): { stream: string; consumer: string } {
+    return {
+      stream: streamName(this.options.namespace, channel),
+      consumer: consumerName(group, channel, partition),
+    };
   }
 
   #consumerConfig(group: string, channel: string, partition: number): Partial<ConsumerConfig> {

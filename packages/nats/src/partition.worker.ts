@@ -3,6 +3,7 @@ import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-i
 import type { NatsConnection } from '@nats-io/transport-node';
 import { abortableSleep } from './abortable-sleep.js';
 import { ackBatcherOf } from './ack-batcher.js';
+import { backoff, confirmReply, replyOf } from './jetstream-replies.js';
 import { isNotFound, type JetStreamTopology } from './jetstream-topology.js';
 import type { ResolvedNatsOptions } from './nats.options.js';
 import type { Lease, PartitionLeases } from './partition-lease.js';
@@ -365,26 +366,19 @@ export class PartitionWorker {
     }
   }
 
-  async #confirm(msg: JsMsg, payload: string): Promise<void> {
-    const timeout = this.ctx.options.requestTimeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.ctx.nc.request(replyOf(msg), payload, { timeout });
-        return;
-      } catch (error) {
-        // While the lease is ours, keep trying across reconnects. Without it, give up soon:
-        // JetStream redelivers to the next owner and the consumer's inbox absorbs the duplicate.
-        const leased = !this.#lost && this.ctx.leases.valid(this.lease);
-        if ((!leased && attempt >= 3) || this.ctx.nc.isClosed()) {
-          this.#report(
-            `settling message ${msg.info.streamSequence} (${payload}); JetStream will redeliver it`,
-            error,
-          );
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, backoff(attempt)));
-      }
-    }
+  /** A nak or term, confirmed by the server (see {@link confirmReply}). */
+  #confirm(msg: JsMsg, payload: string): Promise<void> {
+    return confirmReply(this.ctx.nc, msg, payload, {
+      timeoutMs: this.ctx.options.requestTimeoutMs,
+      // While the lease is ours, keep trying across reconnects. Without it, give up soon:
+      // JetStream redelivers to the next owner and the consumer's inbox absorbs the duplicate.
+      keepTrying: (attempt) => (!this.#lost && this.ctx.leases.valid(this.lease)) || attempt < 3,
+      gaveUp: (error) =>
+        this.#report(
+          `settling message ${msg.info.streamSequence} (${payload}); JetStream will redeliver it`,
+          error,
+        ),
+    });
   }
 
   #nextChange(): Promise<void> {
@@ -394,15 +388,4 @@ export class PartitionWorker {
   #signalChange(): void {
     for (const resolve of this.#changed.splice(0)) resolve();
   }
-}
-
-function backoff(attempt: number): number {
-  return Math.min(2000, 50 * 2 ** attempt);
-}
-
-/** The ack subject of a JetStream message (the client keeps it as `reply`). */
-function replyOf(msg: JsMsg): string {
-  const reply = (msg as unknown as { reply?: unknown }).reply;
-  if (typeof reply !== 'string' || reply === '') throw new Error('JetStream message has no ack subject');
-  return reply;
 }
