@@ -1,6 +1,7 @@
 import type { Broker } from '@ferry/core';
 import { PostgresBroker } from '@ferry/postgres';
 import type { BenchDatabases } from '../lib/bench-databases.js';
+import { describeCpu } from '../lib/cpu-accounting.js';
 import { quick } from '../lib/report.js';
 import type { BenchPart } from './bench-part.js';
 import { measureEndToEnd, measureProducersAlone } from './broker-e2e.js';
@@ -126,9 +127,10 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
           relay: { name: `e2e-${server.kind}`, batchSize: DRAIN_BATCH_SIZE },
         });
         metrics[`${server.kind}_e2e_msgs_per_s`] = e2e.msgsPerS;
+        Object.assign(metrics, e2e.cpu);
         line(
           `${server.kind} e2e: ${Math.round(e2e.msgsPerS)} msgs/s; producers committed ${Math.round(e2e.producedPerS)} tx/s meanwhile; ` +
-            `event loop busy ${Math.round(e2e.eventLoopBusy * 100)}%`,
+            `event loop busy ${Math.round(e2e.eventLoopBusy * 100)}%${describeCpu(`${server.kind}_e2e`, e2e.cpu)}`,
         );
       });
     }
@@ -170,6 +172,7 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
           serviceUrl: tailingE2eUrl,
           consumerUrl,
           label: 'natsTailing',
+          cpuPrefix: 'nats_e2e_tailing',
           relayBroker: await nats.connect(),
           consumerBroker: { kind: 'nats', url: nats.url, namespace: nats.namespace },
           ms: e2eMs,
@@ -177,8 +180,9 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
           relay: { kind: 'tailing', name: 'bench-e2e-tailing' },
         });
         metrics.nats_e2e_tailing_msgs_per_s = e2e.msgsPerS;
+        Object.assign(metrics, e2e.cpu);
         line(
-          `nats e2e, tailing relay: ${Math.round(e2e.msgsPerS)} msgs/s; producers committed ${Math.round(e2e.producedPerS)} tx/s meanwhile`,
+          `nats e2e, tailing relay: ${Math.round(e2e.msgsPerS)} msgs/s; producers committed ${Math.round(e2e.producedPerS)} tx/s meanwhile${describeCpu('nats_e2e_tailing', e2e.cpu)}`,
         );
       });
     }

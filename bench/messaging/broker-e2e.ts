@@ -1,6 +1,7 @@
 import type { Broker } from '@ferry/core';
 import { createPostgresMessaging, type RelaySettings } from '@ferry/postgres';
 import { resetServiceDatabase } from '../lib/bench-databases.js';
+import { cpuPerMessage, cpuSnapshot } from '../lib/cpu-accounting.js';
 import { closedLoopRate } from '../lib/report.js';
 import { waitForCount } from '../lib/wait.js';
 import { BenchOrders, KEYS } from './bench-order.js';
@@ -16,6 +17,8 @@ export interface EndToEndResult {
   readonly producedPerS: number;
   /** Share of the run the producing process's event loop was busy (producers and relay share it). */
   readonly eventLoopBusy: number;
+  /** CPU per message during the run, by process role (cpu-accounting.ts); empty off Linux. */
+  readonly cpu: Record<string, number>;
 }
 
 /**
@@ -31,6 +34,8 @@ export async function measureEndToEnd(options: {
   readonly serviceUrl: string;
   readonly consumerUrl: string;
   readonly label: string;
+  /** Prefix of the CPU metrics (`<prefix>_cpu_us_per_msg`, …); `<label>_e2e` unless given. */
+  readonly cpuPrefix?: string;
   readonly relayBroker: Broker;
   /** Where the consuming process connects its own broker. */
   readonly consumerBroker: BrokerSpec;
@@ -72,6 +77,7 @@ export async function measureEndToEnd(options: {
 
     let produced = 0;
     const elu = performance.eventLoopUtilization();
+    const cpuBefore = cpuSnapshot(consumer.pid);
     const started = wallClockMs();
     const end = performance.now() + ms;
     await Promise.all(
@@ -85,6 +91,7 @@ export async function measureEndToEnd(options: {
     const producedMs = wallClockMs() - started;
     await waitForCount(consumer.consumed, KEYS + produced, `${label} e2e`);
     return {
+      cpu: cpuPerMessage(options.cpuPrefix ?? `${label}_e2e`, cpuBefore, cpuSnapshot(consumer.pid), produced),
       messages: produced,
       msgsPerS: produced / ((consumer.lastConsumedAt() - started) / 1000),
       producedPerS: produced / (producedMs / 1000),

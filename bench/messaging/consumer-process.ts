@@ -55,6 +55,8 @@ export interface RemoteLatency {
 
 /** The consuming service running in a child process, as the parent sees it. */
 export interface RemoteConsumer {
+  /** The consuming process's id, for CPU accounting. */
+  readonly pid: number | undefined;
   /** Messages handled (inbox transaction committed) so far, as last reported. */
   consumed(): number;
   /** Wall-clock time of the last handled message. */
@@ -104,6 +106,7 @@ export async function startRemoteConsumer(options: {
     });
   await next('ready');
   return {
+    pid: child.pid,
     consumed: () => {
       if (failure) throw failure;
       return consumed;

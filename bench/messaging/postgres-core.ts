@@ -1,6 +1,7 @@
 import { event } from '@ferry/core';
 import { createPostgresMessaging, PostgresBroker, withTransaction } from '@ferry/postgres';
 import type { BenchDatabases } from '../lib/bench-databases.js';
+import { cpuPerMessage, cpuSnapshot, describeCpu } from '../lib/cpu-accounting.js';
 import { closedLoopRate, openLoop, quick } from '../lib/report.js';
 import { waitForCount } from '../lib/wait.js';
 import { BenchOrders } from './bench-order.js';
@@ -114,6 +115,7 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
 
   const e2eCount = quick ? 6000 : 20000;
   let produced = 0;
+  const cpuBefore = cpuSnapshot(consumer.pid);
   const e2eStart = wallClockMs();
   await Promise.all(
     Array.from({ length: e2eProducers }, async () => {
@@ -125,6 +127,8 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
   );
   await waitForCount(consumer.consumed, e2eCount, 'PostgreSQL broker e2e');
   const e2eRate = e2eCount / ((consumer.lastConsumedAt() - e2eStart) / 1000);
+  const e2eCpu = cpuPerMessage('pg_broker_e2e', cpuBefore, cpuSnapshot(consumer.pid), e2eCount);
+  console.log(`  e2e: ${Math.round(e2eRate)} msgs/s${describeCpu('pg_broker_e2e', e2eCpu)}`);
 
   // Latency: open loop at half the end-to-end rate, timed from each message's scheduled start.
   // A warm-up at that rate first, unrecorded: the system settles from the saturating phase above
@@ -161,6 +165,7 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
       business_tx_with_outbox_per_s: median(withOutbox),
       outbox_write_ratio: median(ratios),
       pg_broker_e2e_msgs_per_s: e2eRate,
+      ...e2eCpu,
       pg_broker_latency_rate_msgs_per_s: rate,
       pg_broker_p50_ms: latency.p50,
       pg_broker_p90_ms: latency.p90,
@@ -174,6 +179,8 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
       outbox_write_ratio:
         'target ≥ 0.85 (with outbox ÷ without; median of alternating pairs, quartiles printed above)',
       pg_broker_e2e_msgs_per_s: `target ≥ 1,500 (producer commit → consumer commit, ${e2eProducers} producers)`,
+      pg_broker_e2e_cpu_us_per_msg:
+        'machine CPU per message meanwhile; by role below (producer = producers + relay, this process)',
       pg_broker_p50_ms: 'target ≤ 10 (open loop at half the e2e rate)',
       pg_broker_p99_ms: 'target ≤ 50',
       pg_broker_p50_at_750_ms: 'the same at a fixed 750/s (half the target rate), comparable across runs',
