@@ -64,6 +64,15 @@ export function cpuSnapshot(consumerPid: number | undefined): CpuSnapshot | unde
   return { byRole, machineBusyUs: (total - idle) * TICK_US, machineIdleUs: idle * TICK_US };
 }
 
+/** What {@link cpuPerMessage} measured: the metrics, and the same as one clause for the run's log. */
+export interface CpuPerMessage {
+  readonly metrics: Record<string, number>;
+  /** `; CPU 1380 µs/msg (postgres 809, producer 247, …), machine idle 8%`, or '' when nothing was measured. */
+  readonly summary: string;
+}
+
+const ROLES = ['postgres', 'producer', 'consumer', 'broker', 'other'] as const;
+
 /**
  * The CPU each message cost between two snapshots, as metrics named `<prefix>_cpu_us_per_msg`
  * (the whole machine), `<prefix>_<role>_cpu_us_per_msg` and `<prefix>_machine_idle_pct`. A
@@ -75,29 +84,30 @@ export function cpuPerMessage(
   before: CpuSnapshot | undefined,
   after: CpuSnapshot | undefined,
   messages: number,
-): Record<string, number> {
-  if (!before || !after || messages <= 0) return {};
+): CpuPerMessage {
+  if (!before || !after || messages <= 0) return { metrics: {}, summary: '' };
   const perMessage = (us: number) => Math.round(us / messages);
   const busy = after.machineBusyUs - before.machineBusyUs;
   const idle = after.machineIdleUs - before.machineIdleUs;
-  const metrics: Record<string, number> = { [`${prefix}_cpu_us_per_msg`]: perMessage(busy) };
+  const byRole: Partial<Record<CpuRole, number>> = {};
   let named = 0;
-  for (const role of ['producer', 'consumer', 'postgres', 'broker'] as const) {
+  for (const role of ROLES) {
+    if (role === 'other') continue;
     const used = Math.max(0, after.byRole[role] - before.byRole[role]);
     named += used;
-    if (used > 0) metrics[`${prefix}_${role}_cpu_us_per_msg`] = perMessage(used);
+    if (used > 0) byRole[role] = perMessage(used);
   }
-  metrics[`${prefix}_other_cpu_us_per_msg`] = perMessage(Math.max(0, busy - named));
-  metrics[`${prefix}_machine_idle_pct`] = Math.round((idle / Math.max(1, busy + idle)) * 1000) / 10;
-  return metrics;
-}
-
-/** One line for the run's log: `cpu/msg 1,450 µs (postgres 820, producer 250, …), machine idle 6 %`. */
-export function describeCpu(prefix: string, metrics: Record<string, number>): string {
-  const total = metrics[`${prefix}_cpu_us_per_msg`];
-  if (total === undefined) return '';
-  const parts = (['postgres', 'producer', 'consumer', 'broker', 'other'] as const)
-    .filter((role) => metrics[`${prefix}_${role}_cpu_us_per_msg`] !== undefined)
-    .map((role) => `${role} ${metrics[`${prefix}_${role}_cpu_us_per_msg`]}`);
-  return `; CPU ${total} µs/msg (${parts.join(', ')}), machine idle ${metrics[`${prefix}_machine_idle_pct`]}%`;
+  byRole.other = perMessage(Math.max(0, busy - named));
+  const total = perMessage(busy);
+  const idlePct = Math.round((idle / Math.max(1, busy + idle)) * 1000) / 10;
+  const metrics: Record<string, number> = { [`${prefix}_cpu_us_per_msg`]: total };
+  const parts: string[] = [];
+  for (const role of ROLES) {
+    const us = byRole[role];
+    if (us === undefined) continue;
+    metrics[`${prefix}_${role}_cpu_us_per_msg`] = us;
+    parts.push(`${role} ${us}`);
+  }
+  metrics[`${prefix}_machine_idle_pct`] = idlePct;
+  return { metrics, summary: `; CPU ${total} µs/msg (${parts.join(', ')}), machine idle ${idlePct}%` };
 }

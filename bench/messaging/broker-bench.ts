@@ -1,7 +1,6 @@
 import type { Broker } from '@ferry/core';
 import { PostgresBroker } from '@ferry/postgres';
 import type { BenchDatabases } from '../lib/bench-databases.js';
-import { describeCpu } from '../lib/cpu-accounting.js';
 import { quick } from '../lib/report.js';
 import type { BenchPart } from './bench-part.js';
 import { measureEndToEnd, measureProducersAlone } from './broker-e2e.js';
@@ -127,10 +126,10 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
           relay: { name: `e2e-${server.kind}`, batchSize: DRAIN_BATCH_SIZE },
         });
         metrics[`${server.kind}_e2e_msgs_per_s`] = e2e.msgsPerS;
-        Object.assign(metrics, e2e.cpu);
+        Object.assign(metrics, e2e.cpu.metrics);
         line(
           `${server.kind} e2e: ${Math.round(e2e.msgsPerS)} msgs/s; producers committed ${Math.round(e2e.producedPerS)} tx/s meanwhile; ` +
-            `event loop busy ${Math.round(e2e.eventLoopBusy * 100)}%${describeCpu(`${server.kind}_e2e`, e2e.cpu)}`,
+            `event loop busy ${Math.round(e2e.eventLoopBusy * 100)}%${e2e.cpu.summary}`,
         );
       });
     }
@@ -180,9 +179,9 @@ export async function runBrokerBench(databases: BenchDatabases): Promise<BenchPa
           relay: { kind: 'tailing', name: 'bench-e2e-tailing' },
         });
         metrics.nats_e2e_tailing_msgs_per_s = e2e.msgsPerS;
-        Object.assign(metrics, e2e.cpu);
+        Object.assign(metrics, e2e.cpu.metrics);
         line(
-          `nats e2e, tailing relay: ${Math.round(e2e.msgsPerS)} msgs/s; producers committed ${Math.round(e2e.producedPerS)} tx/s meanwhile${describeCpu('nats_e2e_tailing', e2e.cpu)}`,
+          `nats e2e, tailing relay: ${Math.round(e2e.msgsPerS)} msgs/s; producers committed ${Math.round(e2e.producedPerS)} tx/s meanwhile${e2e.cpu.summary}`,
         );
       });
     }

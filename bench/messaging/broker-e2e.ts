@@ -1,7 +1,7 @@
 import type { Broker } from '@ferry/core';
 import { createPostgresMessaging, type RelaySettings } from '@ferry/postgres';
 import { resetServiceDatabase } from '../lib/bench-databases.js';
-import { cpuPerMessage, cpuSnapshot } from '../lib/cpu-accounting.js';
+import { type CpuPerMessage, cpuPerMessage, cpuSnapshot } from '../lib/cpu-accounting.js';
 import { closedLoopRate } from '../lib/report.js';
 import { waitForCount } from '../lib/wait.js';
 import { BenchOrders, KEYS } from './bench-order.js';
@@ -18,7 +18,7 @@ export interface EndToEndResult {
   /** Share of the run the producing process's event loop was busy (producers and relay share it). */
   readonly eventLoopBusy: number;
   /** CPU per message during the run, by process role (cpu-accounting.ts); empty off Linux. */
-  readonly cpu: Record<string, number>;
+  readonly cpu: CpuPerMessage;
 }
 
 /**

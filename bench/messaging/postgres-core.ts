@@ -1,7 +1,7 @@
 import { event } from '@ferry/core';
 import { createPostgresMessaging, PostgresBroker, withTransaction } from '@ferry/postgres';
 import type { BenchDatabases } from '../lib/bench-databases.js';
-import { cpuPerMessage, cpuSnapshot, describeCpu } from '../lib/cpu-accounting.js';
+import { cpuPerMessage, cpuSnapshot } from '../lib/cpu-accounting.js';
 import { closedLoopRate, openLoop, quick } from '../lib/report.js';
 import { waitForCount } from '../lib/wait.js';
 import { BenchOrders } from './bench-order.js';
@@ -128,7 +128,7 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
   await waitForCount(consumer.consumed, e2eCount, 'PostgreSQL broker e2e');
   const e2eRate = e2eCount / ((consumer.lastConsumedAt() - e2eStart) / 1000);
   const e2eCpu = cpuPerMessage('pg_broker_e2e', cpuBefore, cpuSnapshot(consumer.pid), e2eCount);
-  console.log(`  e2e: ${Math.round(e2eRate)} msgs/s${describeCpu('pg_broker_e2e', e2eCpu)}`);
+  console.log(`  e2e: ${Math.round(e2eRate)} msgs/s${e2eCpu.summary}`);
 
   // Latency: open loop at half the end-to-end rate, timed from each message's scheduled start.
   // A warm-up at that rate first, unrecorded: the system settles from the saturating phase above
@@ -165,7 +165,7 @@ export async function runPostgresCore(databases: BenchDatabases): Promise<BenchP
       business_tx_with_outbox_per_s: median(withOutbox),
       outbox_write_ratio: median(ratios),
       pg_broker_e2e_msgs_per_s: e2eRate,
-      ...e2eCpu,
+      ...e2eCpu.metrics,
       pg_broker_latency_rate_msgs_per_s: rate,
       pg_broker_p50_ms: latency.p50,
       pg_broker_p90_ms: latency.p90,
