@@ -74,7 +74,7 @@ function crashScenario(relay: CrashConfig['relay'], broker: CrashConfig['broker'
         ? rabbitUrl !== undefined
         : true;
   describe.skipIf(!available)(`crash test: ${relay} relay × ${broker} broker`, () => {
-    it(`invariant: nothing lost, each message's effect once per group, under SIGKILLs and restarts (${TOTAL} messages)`, async () => {
+    it(`invariant: nothing lost when the relay and consumer are SIGKILLed and the broker and database restart; each message's effect once per group, in per-key order (${TOTAL} messages)`, async () => {
       const suffix = `${process.pid}_${Date.now().toString(36)}`;
       const names = {
         producer: `crash_producer_${suffix}`,

@@ -129,7 +129,7 @@ export function testBroker(name: string, factory: BrokerContractFactory): void {
       expect(all.length).toBe(200);
     });
 
-    it('keeps per-key order and never runs two messages of one key at once', async () => {
+    it('invariant: messages of one partition key are handled in order, never two at once', async () => {
       const channel = uniqueChannel();
       const seen = new Map<string, number[]>();
       const busy = new Set<string>();
@@ -157,7 +157,7 @@ export function testBroker(name: string, factory: BrokerContractFactory): void {
       for (const [key, seqs] of seen) expect(seqs, key).toEqual(Array.from({ length: 30 }, (_, i) => i));
     });
 
-    it('runs different keys concurrently', async () => {
+    it('invariant: messages of different partition keys are handled in parallel', async () => {
       const channel = uniqueChannel();
       const bHandled = deferred();
       let aDone = false;
