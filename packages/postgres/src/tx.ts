@@ -1,4 +1,4 @@
-import { CompiledQuery, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import pg from 'pg';
 
 /**
@@ -8,6 +8,12 @@ import pg from 'pg';
  */
 // biome-ignore lint/suspicious/noExplicitAny: any Kysely database type is accepted
 export type TxHandle = pg.ClientBase | Kysely<any>;
+
+/**
+ * Kysely's raw-query builder, loaded on the first Kysely transaction: Kysely is an optional peer
+ * dependency, so a service on node-postgres alone has no Kysely to import.
+ */
+let compiledQuery: typeof import('kysely').CompiledQuery | undefined;
 
 /** Runs one statement on the caller's transaction and returns its rows. */
 export async function queryIn<R extends Record<string, unknown> = Record<string, unknown>>(
@@ -22,7 +28,8 @@ export async function queryIn<R extends Record<string, unknown> = Record<string,
     );
   }
   if ('executeQuery' in tx) {
-    const result = await tx.executeQuery<R>(CompiledQuery.raw(sql, [...parameters]));
+    compiledQuery ??= (await import('kysely')).CompiledQuery;
+    const result = await tx.executeQuery<R>(compiledQuery.raw(sql, [...parameters]));
     return [...result.rows];
   }
   const result = await (tx as pg.ClientBase).query<R>(
