@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 /*
- * The packages as they would be published (`npm run pack`): compiled JavaScript and declarations,
+ * The packages as they would be published (`npm run package`): compiled JavaScript and declarations,
  * used from a node_modules folder by plain Node.js (no tsx) and by tsc, as a user's service uses
  * them. The folder sits inside the repository so that the packages' own dependencies (fastify, pg,
  * …) resolve from the repository's node_modules, as they would from the user's.
@@ -15,6 +15,28 @@ const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const consumer = join(root, '.ferry', 'published-packages-test');
 const scope = join(consumer, 'node_modules', '@ferry');
 const names = ['core', 'postgres', 'nats', 'rabbitmq', 'service', 'testing'];
+/** Whether an installed package carries its own declarations (else they come from @types). */
+function hasOwnTypes(dependency: string): boolean {
+  if (dependency.startsWith('@ferry/')) return true; // published with its declarations (this test's first case)
+  const dir = join(root, 'node_modules', dependency);
+  const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
+  return (
+    manifest.types !== undefined ||
+    manifest.typings !== undefined ||
+    JSON.stringify(manifest.exports ?? {}).includes('"types"') ||
+    existsSync(join(dir, 'index.d.ts')) ||
+    (typeof manifest.main === 'string' &&
+      [manifest.main.replace(/\.c?js$/, ''), join(manifest.main, 'index')].some((base) =>
+        existsSync(join(dir, `${base}.d.ts`)),
+      ))
+  );
+}
+const versionOf = (pkg: string) =>
+  (
+    JSON.parse(readFileSync(join(root, 'packages', pkg.replace('@ferry/', ''), 'package.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version;
 
 /** Plain Node.js: no loader for TypeScript inherited from the test runner. */
 function node(args: string[]): string {
@@ -105,15 +127,29 @@ describe('published packages', () => {
       const source = files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
       expect(source, `${name} ships TypeScript source`).toEqual([]);
       expect(
-        files.filter((f) => f.includes('.test.')),
-        `${name} ships tests`,
+        files.filter((f) => /\.test\.|fixture|test-support/.test(f)),
+        `${name} ships tests or their fixtures`,
       ).toEqual([]);
       for (const [dependency, range] of Object.entries(manifest.dependencies ?? {}))
-        if (dependency.startsWith('@ferry/')) expect(range, `${name} → ${dependency}`).toBe('^0.1.0');
+        if (dependency.startsWith('@ferry/'))
+          expect(range, `${name} → ${dependency}`).toBe(`^${versionOf(dependency)}`);
+      // What npm would put in the tarball (its `files` field): the manifest, dist/ and the README.
+      const [packed] = JSON.parse(
+        execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: dir, encoding: 'utf8' }),
+      ) as [{ files: { path: string }[] }];
+      const inTarball = packed.files.map((f) => f.path);
+      expect(
+        inTarball.filter((f) => f !== 'package.json' && f !== 'README.md' && !f.startsWith('dist/')),
+        `${name} tarball`,
+      ).toEqual([]);
+      for (const target of Object.values(manifest.exports))
+        expect(inTarball, `${name} tarball`).toEqual(
+          expect.arrayContaining([target.default.slice(2), target.types.slice(2)]),
+        );
     }
   });
 
-  it('import only what their manifests declare; optional peers only on demand', () => {
+  it('import only what their manifests declare: optional peers only on demand, and no types of an optional peer', () => {
     // In the repository every package resolves from the root's node_modules, so a missing
     // declaration goes unnoticed there and breaks only a user's installation.
     const builtins = new Set(builtinModules);
@@ -133,15 +169,21 @@ describe('published packages', () => {
         ...Object.keys(manifest.dependencies ?? {}),
         ...peers.filter((peer) => !optional.has(peer)),
       ]);
-      const files = (readdirSync(join(dir, 'dist'), { recursive: true }) as string[]).filter((f) =>
-        f.endsWith('.js'),
+      // Declarations may name a package whose types come from @types/<name> (declared too).
+      const typesOf = (dependency: string) => `@types/${dependency.replace(/^@/, '').replace('/', '__')}`;
+      const files = (readdirSync(join(dir, 'dist'), { recursive: true }) as string[]).filter(
+        (f) => f.endsWith('.js') || f.endsWith('.d.ts'),
       );
       for (const file of files) {
         const code = readFileSync(join(dir, 'dist', file), 'utf8');
+        const declarations = file.endsWith('.d.ts');
         const check = (specifier: string, dynamic: boolean) => {
           if (specifier.startsWith('.') || specifier.startsWith('node:') || builtins.has(specifier)) return;
           const dependency = packageOf(specifier);
-          if (!eager.has(dependency) && !(dynamic && optional.has(dependency)))
+          const declared = declarations
+            ? eager.has(dependency) && (hasOwnTypes(dependency) || eager.has(typesOf(dependency)))
+            : eager.has(dependency) || (dynamic && optional.has(dependency));
+          if (!declared)
             undeclared.push(`${name}/dist/${file}: ${dynamic ? 'import()' : 'import'} ${specifier}`);
         };
         for (const match of code.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]/gm))

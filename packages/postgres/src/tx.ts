@@ -1,13 +1,20 @@
-import type { Kysely } from 'kysely';
 import pg from 'pg';
+
+/**
+ * What Ferry uses of a Kysely transaction, spelled out rather than imported: Kysely is an optional
+ * peer dependency, so these declarations must not need its types (any `Kysely<DB>` fits).
+ */
+export interface KyselyExecutor {
+  /** Takes Kysely's `CompiledQuery`, which only Ferry builds here; `never` lets any Kysely's fit. */
+  executeQuery<R>(query: never): Promise<{ readonly rows: R[] }>;
+}
 
 /**
  * The caller's transaction: a node-postgres client on which BEGIN was issued, or a Kysely
  * transaction. Ferry's writes (outbox, audit, saga state) run through it so that they commit or
  * roll back with the business change (STYLE.md 4).
  */
-// biome-ignore lint/suspicious/noExplicitAny: any Kysely database type is accepted
-export type TxHandle = pg.ClientBase | Kysely<any>;
+export type TxHandle = pg.ClientBase | KyselyExecutor;
 
 /**
  * Kysely's raw-query builder, loaded on the first Kysely transaction: Kysely is an optional peer
@@ -29,7 +36,7 @@ export async function queryIn<R extends Record<string, unknown> = Record<string,
   }
   if ('executeQuery' in tx) {
     compiledQuery ??= (await import('kysely')).CompiledQuery;
-    const result = await tx.executeQuery<R>(compiledQuery.raw(sql, [...parameters]));
+    const result = await tx.executeQuery<R>(compiledQuery.raw(sql, [...parameters]) as never);
     return [...result.rows];
   }
   const result = await (tx as pg.ClientBase).query<R>(
